@@ -1,0 +1,242 @@
+"""Specs: what users write in YAML. Frozen, strict (unknown keys are errors), hashable.
+
+A mistyped key is the most common YAML bug and silently ignoring it changes a benchmark, so
+every spec rejects keys it does not know, naming the file, the line and the valid keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgbench.errors import UserError
+from imgbench.util.yamlfile import LocatedMapping
+
+
+def check_keys(located: LocatedMapping, valid: list[str], kind: str) -> None:
+    """Raise on the first unknown key, with file:line, a did-you-mean and the valid keys."""
+    for key in located.data:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            hint = f" — did you mean {close[0]!r}?" if close else "."
+            raise UserError(
+                f"{located.where(key)}: unknown key {key!r} in {kind}{hint} Valid keys: {', '.join(sorted(valid))}."
+            )
+
+
+def _expect(located: LocatedMapping, key: str, value: Any, types: type | tuple[type, ...], what: str) -> Any:
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise UserError(f"{located.where(key)}: {key} must be {what}, got {value!r}.")
+    if not isinstance(value, types):
+        raise UserError(f"{located.where(key)}: {key} must be {what}, got {value!r}.")
+    return value
+
+
+def _str_list(located: LocatedMapping, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    value = located.data.get(key, list(default))
+    if isinstance(value, str):
+        value = [value]
+    _expect(located, key, value, list, "a list of strings")
+    return tuple(str(v) for v in value)
+
+
+def _mapping(located: LocatedMapping, key: str) -> dict[str, Any]:
+    value = located.data.get(key, {}) or {}
+    return dict(_expect(located, key, value, dict, "a mapping"))
+
+
+def _required_str(located: LocatedMapping, key: str, kind: str) -> str:
+    if key not in located.data:
+        raise UserError(f"{located.path}: {kind} is missing the required key {key!r}.")
+    return str(_expect(located, key, located.data[key], (str, int, float), "a string"))
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """Where a task's prompts come from and how to parse them."""
+
+    path: str | None = None
+    """A local prompt file, relative to the YAML (built-in tasks and user prompt files)."""
+    format: str | None = None
+    """txt | csv | tsv | jsonl | json (a list of strings or of objects); inferred from the suffix if unset."""
+    text_column: str = "text"
+    """Column or key holding the prompt text (CSV/TSV/JSONL)."""
+    id_column: str | None = None
+    """Column or key holding the upstream id; row index when unset."""
+    tag_columns: tuple[str, ...] = ()
+    """Columns whose values become tags (slugified); a list value gives several tags."""
+    metadata_columns: tuple[str, ...] = ()
+    """Columns kept in the prompt record's metadata (e.g. GenEval's include/exclude)."""
+    loader: str | None = None
+    """A 'module:function' parser for formats the generic reader cannot express (data, not logic, stays in YAML)."""
+    url: str | None = None
+    """Official download URL of the upstream file."""
+    files: tuple[str, ...] = ()
+    """Upstream file names inside the suite's data folder (IMGBENCH_DATA_DIR/<data_dir>/...)."""
+    data_dir: str | None = None
+    """Subfolder of IMGBENCH_DATA_DIR holding a local copy laid out as upstream."""
+    content_sha256: str | None = None
+    """sha256 of the parsed prompt records (id, text, tags) in canonical form; a mismatch is an error."""
+
+    KEYS = ("path", "format", "text_column", "id_column", "tag_columns", "metadata_columns", "loader", "url",
+            "files", "data_dir", "content_sha256")
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], where: LocatedMapping) -> PromptSource:
+        inner = LocatedMapping(data=dict(raw), origins={k: where.origins.get("prompts", (where.path, 1))
+                                                       for k in raw}, path=where.path)
+        check_keys(inner, list(cls.KEYS), "prompts")
+        return cls(
+            path=raw.get("path"),
+            format=raw.get("format"),
+            text_column=str(raw.get("text_column", "text")),
+            id_column=raw.get("id_column"),
+            tag_columns=_str_list(inner, "tag_columns"),
+            metadata_columns=_str_list(inner, "metadata_columns"),
+            loader=raw.get("loader"),
+            url=raw.get("url"),
+            files=_str_list(inner, "files"),
+            data_dir=raw.get("data_dir"),
+            content_sha256=raw.get("content_sha256"),
+        )
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A prompt suite plus its protocol (seeds, size, scorers)."""
+
+    name: str
+    """Registry name (`task:` in YAML)."""
+    version: int = 1
+    """Bumped when the task's protocol changes; part of the run id."""
+    description: str = ""
+    """One line for `imgbench ls tasks`."""
+    source: Mapping[str, Any] = field(default_factory=dict)
+    """paper, url, license: shown by `ls` and `show task`."""
+    prompts: PromptSource = field(default_factory=PromptSource)
+    """Where the prompts come from."""
+    size: int | None = None
+    """Declared number of prompts (checked by `validate` and the tests against the data)."""
+    tags: Mapping[str, int] = field(default_factory=dict)
+    """Declared tag counts (checked like `size`)."""
+    select_tags: tuple[str, ...] = ()
+    """Keep only prompts with one of these tags (a three-line subset task includes its parent)."""
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    """Default generator seeds, shared by every prompt and method (what makes runs paired)."""
+    height: int = 512
+    width: int = 512
+    scorers: tuple[str, ...] = ()
+    """Default scorers."""
+    primary_scorer: str | None = None
+    """The scorer a leaderboard ranks by; defaults to the first scorer."""
+    default_model: str | None = None
+    """Model used when `--model` is not given."""
+    yaml_path: Path | None = None
+    """The YAML file this spec came from (not part of its identity)."""
+
+    KEYS = ("task", "version", "description", "source", "prompts", "size", "tags", "select_tags", "seeds",
+            "height", "width", "scorers", "primary_scorer", "default_model")
+
+    @classmethod
+    def from_yaml(cls, located: LocatedMapping) -> TaskSpec:
+        check_keys(located, list(cls.KEYS), "task spec")
+        data = located.data
+        seeds = data.get("seeds", [0, 1, 2, 3])
+        _expect(located, "seeds", seeds, list, "a list of non-negative integers")
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise UserError(f"{located.where('seeds')}: seeds must be non-negative integers, got {seeds!r}.")
+        tags = _mapping(located, "tags")
+        for key in ("height", "width", "version", "size"):
+            if key in data and data[key] is not None:
+                _expect(located, key, data[key], int, "an integer")
+        prompts_raw = _mapping(located, "prompts")
+        scorers = _str_list(located, "scorers")
+        primary = data.get("primary_scorer") or (scorers[0] if scorers else None)
+        if primary is not None and scorers and primary not in scorers:
+            raise UserError(f"{located.where('primary_scorer')}: primary_scorer {primary!r} is not in scorers "
+                            f"{list(scorers)}.")
+        return cls(
+            name=_required_str(located, "task", "task spec"),
+            version=int(data.get("version", 1)),
+            description=str(data.get("description", "")),
+            source=_mapping(located, "source"),
+            prompts=PromptSource.from_mapping(prompts_raw, located),
+            size=data.get("size"),
+            tags={str(k): int(v) for k, v in tags.items()},
+            select_tags=_str_list(located, "select_tags"),
+            seeds=tuple(seeds),
+            height=int(data.get("height", 512)),
+            width=int(data.get("width", 512)),
+            scorers=scorers,
+            primary_scorer=primary,
+            default_model=data.get("default_model"),
+            yaml_path=located.path,
+        )
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A registered model, method or scorer: a lazy import target plus what `ls` shows."""
+
+    name: str
+    kind: str
+    """model | method | scorer."""
+    target: str
+    """'module:attr' imported on first use, never at listing time."""
+    description: str = ""
+    source: str = ""
+    """Paper or upstream (e.g. 'Guo et al., ICCV 2025, arXiv 2509.26231')."""
+    needs: tuple[str, ...] = ()
+    """Optional packages / extras the target imports (shown by `ls`, checked at load)."""
+    aliases: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Default constructor parameters."""
+    family: str | None = None
+    """Models: the family whose per-model method defaults apply (sdxl-dpo → sdxl)."""
+    info: Mapping[str, Any] = field(default_factory=dict)
+    """Display facts for `ls` (hub id, revision, memory, scale); never passed to the target."""
+    yaml_path: Path | None = None
+
+    KEYS = ("name", "target", "description", "source", "needs", "aliases", "params", "family", "info")
+
+    @classmethod
+    def from_yaml(cls, located: LocatedMapping, kind: str) -> ComponentSpec:
+        check_keys(located, list(cls.KEYS), f"{kind} spec")
+        target = _required_str(located, "target", f"{kind} spec")
+        if ":" not in target:
+            raise UserError(f"{located.where('target')}: target must look like 'package.module:Class', "
+                            f"got {target!r}.")
+        return cls(
+            name=_required_str(located, "name", f"{kind} spec"),
+            kind=kind,
+            target=target,
+            description=str(located.data.get("description", "")),
+            source=str(located.data.get("source", "")),
+            needs=_str_list(located, "needs"),
+            aliases=_str_list(located, "aliases"),
+            params=_mapping(located, "params"),
+            family=located.data.get("family"),
+            info=_mapping(located, "info"),
+            yaml_path=located.path,
+        )
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    """Per-model method defaults: `methods/<method>/<model or family>.yaml` (DESIGN §4)."""
+
+    params: Mapping[str, Any]
+    description: str = ""
+    yaml_path: Path | None = None
+
+    KEYS = ("params", "description")
+
+    @classmethod
+    def from_yaml(cls, located: LocatedMapping) -> MethodDefaults:
+        check_keys(located, list(cls.KEYS), "per-model method defaults")
+        return cls(params=_mapping(located, "params"), description=str(located.data.get("description", "")),
+                   yaml_path=located.path)
+

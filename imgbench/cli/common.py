@@ -1,0 +1,63 @@
+"""Options shared by several subcommands, and their conversion into a RunRequest."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from imgbench.store import Shard
+from imgbench.util.text import parse_key_values, parse_seeds, parse_tags
+
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+def add_task_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("task")
+    group.add_argument("--task", help="task name (see `imgbench ls tasks`)")
+    group.add_argument("--prompts", metavar="FILE", help="your own prompts: TXT (one a line), CSV/TSV, JSONL or JSON")
+    group.add_argument("--text-column", default="text", help="column holding the prompt text in --prompts (text)")
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("which items")
+    group.add_argument("--seeds", help="generator seeds, e.g. 0-3 or 0,5,9 (default: the task's)")
+    group.add_argument("--limit", type=int, help="only the first N prompts")
+    group.add_argument("--tags", action="append", help="only prompts with these tags (repeatable or a,b)")
+    group.add_argument("--shard", help="I/N: this process takes a deterministic 1/N share of the items")
+    group.add_argument("--batch-size", type=int, default=1, help="images per model call (does not change images)")
+    group.add_argument("--output", default="results", help="results folder (runs go to OUTPUT/runs/...)")
+
+
+def add_generation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and method")
+    group.add_argument("--model", help="base model (default: the task's default_model)")
+    group.add_argument("--method", default="base", help="alignment method (default: base)")
+    group.add_argument("--method-arg", action="append", metavar="K=V", help="method parameter (repeatable)")
+    group.add_argument("--model-arg", action="append", metavar="K=V", help="model parameter (repeatable)")
+    group.add_argument("--model-path", help="local folder with the model's weights (a hub snapshot)")
+    group.add_argument("--device", help="cpu, cuda, cuda:1, mps ...")
+    group.add_argument("--dtype", choices=DTYPES, help="weights/compute precision")
+
+
+def add_scorer_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scorer", action="append", help="scorers, repeatable or a,b (default: the task's)")
+
+
+def scorer_names(args: argparse.Namespace) -> tuple[str, ...] | None:
+    if not args.scorer:
+        return None
+    return tuple(n.strip() for value in args.scorer for n in value.split(",") if n.strip())
+
+
+def run_request(args: argparse.Namespace, command: str):  # -> RunRequest (import kept lazy)
+    from imgbench.runner import RunRequest
+
+    return RunRequest(
+        task=args.task, prompts_file=args.prompts, text_column=args.text_column, model=args.model,
+        method=args.method, method_args=parse_key_values(args.method_arg, "--method-arg"),
+        model_args=parse_key_values(args.model_arg, "--model-arg"), model_path=args.model_path,
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else None, limit=args.limit,
+        tags=parse_tags(args.tags), shard=Shard.parse(args.shard), batch_size=args.batch_size,
+        device=args.device, dtype=args.dtype, output=Path(args.output),
+        scorers=scorer_names(args) if hasattr(args, "scorer") else None, command=command,
+    )

@@ -1,0 +1,38 @@
+"""`imgbench run`: generate, score and aggregate one (task, model, method)."""
+
+from __future__ import annotations
+
+import argparse
+
+from imgbench.cli.common import (
+    add_generation_options,
+    add_scorer_option,
+    add_selection_options,
+    add_task_options,
+    run_request,
+)
+
+EXAMPLES = """examples:
+  imgbench run --method dummy --model dummy --task tiny --scorer dummy
+  imgbench run --method img --task drawbench --model sdxl --seeds 0-3 --batch-size 4
+  imgbench run --prompts my_prompts.txt --model sdxl --scorer clipscore --shard 0/2
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="generate images, score them and write metrics", epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_task_options(parser)
+    add_generation_options(parser)
+    add_selection_options(parser)
+    add_scorer_option(parser)
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from imgbench.cli.summary import print_outcome
+    from imgbench.runner import command_line, execute
+
+    outcome = execute(run_request(args, command_line()), score=True)
+    print_outcome(outcome)
+    return 0

@@ -1,0 +1,55 @@
+"""`imgbench score`: score a run folder, or any folder of images with its prompts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from imgbench.cli.common import add_scorer_option, add_task_options
+
+EXAMPLES = """examples:
+  imgbench score --run results/runs/tiny/dummy/base/3f2a9c1b7d4e --scorer dummy
+  imgbench score --images my_images/ --task drawbench --scorer clipscore,pickscore
+  imgbench score --images my_images/ --prompts my_prompts.txt --scorer clipscore
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("score", help="score a run or a folder of images", epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run folder made by `imgbench run` / `generate`")
+    source.add_argument("--images", help="folder of <prompt_id>/<seed>.png images made by anything")
+    add_task_options(parser)
+    add_scorer_option(parser)
+    parser.add_argument("--batch-size", type=int, default=8, help="images per scorer call")
+    parser.add_argument("--output", default="results", help="where a run folder for --images is created")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from imgbench.cli.common import scorer_names
+    from imgbench.cli.summary import metrics_table
+    from imgbench.errors import UserError
+    from imgbench.runner import command_line
+    from imgbench.scoring import index_external_images, score_folder, score_run
+    from imgbench.task import load_task, resolve_task
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    if args.run:
+        if args.task or args.prompts:
+            raise UserError("--run already knows its task; drop --task / --prompts.")
+        outcome = score_run(args.run, scorer_names(args), args.batch_size, command_line())
+    else:
+        task = load_task(resolve_task(args.task, args.prompts, text_column=args.text_column))
+        store = index_external_images(Path(args.images), task, Path(args.output))
+        outcome = score_folder(store, task, scorer_names(args), args.batch_size, command_line())
+    console = Console()
+    console.print(f"folder: {outcome.store.root}")
+    console.print("scored " + ", ".join(f"{name} {count}" for name, count in outcome.scored.items()))
+    if outcome.metrics is not None:
+        console.print(metrics_table(outcome.metrics, title=f"{outcome.task.spec.name}: {len(outcome.items)} items"))
+    return 0

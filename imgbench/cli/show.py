@@ -1,0 +1,94 @@
+"""`imgbench show run|task`: one run's manifest and metrics, or one task's categories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from imgbench.errors import UserError
+
+EXAMPLES = """examples:
+  imgbench show task tiny
+  imgbench show run results/runs/tiny/dummy/dummy/3f2a9c1b7d4e
+  imgbench show run 3f2a9c1b7d4e --output results
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("show", help="show a run or a task", epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["run", "task"])
+    parser.add_argument("name", help="run folder or run id; or task name")
+    parser.add_argument("--output", default="results", help="results folder to search for a run id")
+    parser.set_defaults(handler=main)
+
+
+def find_run(name: str, output: str) -> Path:
+    """A run folder given as a path, or found by its id under OUTPUT/runs."""
+    path = Path(name)
+    if (path / "run.json").exists():
+        return path
+    matches = sorted(Path(output).glob(f"runs/*/*/*/{name}*/run.json"))
+    if len(matches) == 1:
+        return matches[0].parent
+    if not matches:
+        raise UserError(f"no run folder or run id {name!r} under {output}/runs; list runs with "
+                        f"`ls {output}/runs/*/*/*`.")
+    raise UserError(f"run id {name!r} is ambiguous: {', '.join(str(m.parent) for m in matches)}; give more of it.")
+
+
+def _show_task(name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from imgbench import catalog
+    from imgbench.task import load_task
+
+    spec = catalog.tasks().get(name).spec
+    task = load_task(spec)
+    console = Console()
+    console.print(f"[bold]{spec.name}[/] v{spec.version}: {spec.description}")
+    for key, value in spec.source.items():
+        console.print(f"  {key}: {value}")
+    console.print(f"  prompts: {len(task.prompts)}  seeds: {list(spec.seeds)}  size: {spec.height}x{spec.width}")
+    console.print(f"  scorers: {', '.join(spec.scorers) or '-'} (primary {spec.primary_scorer or '-'})  "
+                  f"default model: {spec.default_model or '-'}")
+    console.print(f"  content sha256: {task.checksum}")
+    counts = Counter(t for p in task.prompts for t in p.tags)
+    table = Table(title="tags")
+    table.add_column("tag")
+    table.add_column("prompts", justify="right")
+    for tag, count in sorted(counts.items()):
+        table.add_row(tag, str(count))
+    console.print(table)
+
+
+def _show_run(name: str, output: str) -> None:
+    from rich.console import Console
+
+    from imgbench.cli.summary import metrics_table
+    from imgbench.store import RunStore
+
+    store = RunStore(find_run(name, output))
+    manifest = store.read_manifest()
+    console = Console()
+    console.print(f"[bold]run {manifest['run_id']}[/] {manifest['task']} / {manifest['model']} / {manifest['method']}")
+    console.print(f"folder: {store.root}")
+    console.print(json.dumps(manifest["identity"], indent=2, sort_keys=True))
+    generations = store.load_generations(verify=False)
+    console.print(f"images: {len(generations)}; scorers: {', '.join(store.scorer_keys()) or '-'}")
+    if store.metrics_json.exists():
+        metrics = json.loads(store.metrics_json.read_text())
+        console.print(metrics_table(metrics, title=f"metrics over {metrics['item_set']['n_items']} items"))
+    else:
+        console.print("no metrics.json yet (the requested items are not all generated and scored).")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.what == "task":
+        _show_task(args.name)
+    else:
+        _show_run(args.name, args.output)
+    return 0

@@ -1,0 +1,39 @@
+"""The table printed at the end of a run or a scoring pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def metrics_table(metrics: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("scorer", "mean", "95% CI", "prompts", "images", "non-finite"):
+        table.add_column(column, justify="left" if column == "scorer" else "right")
+    for key, entry in metrics["scorers"].items():
+        overall = entry["overall"]
+        arrow = "↑" if entry["higher_is_better"] else "↓"
+        table.add_row(f"{key} {arrow}", _fmt(overall["mean"]),
+                      f"[{_fmt(overall['ci_low'])}, {_fmt(overall['ci_high'])}]", str(overall["n_prompts"]),
+                      str(overall["n_images"]), str(overall["nonfinite"]))
+    return table
+
+
+def print_outcome(outcome: Any) -> None:
+    """Where the run is, what this invocation did, and the metrics if the item set is complete."""
+    console = Console()
+    plan = outcome.plan
+    console.print(f"run {plan.run_id}: {plan.task.spec.name} / {plan.model_spec.name} / {plan.method_spec.name}")
+    console.print(f"folder: {plan.store.root}")
+    scored = ", ".join(f"{name} {count}" for name, count in outcome.scored.items())
+    console.print(f"generated {outcome.generated} image(s)" + (f"; scored {scored}" if scored else ""))
+    if outcome.metrics is not None:
+        console.print(metrics_table(outcome.metrics, title=f"{plan.task.spec.name}: {len(plan.items)} items"))
+    elif outcome.scored:
+        console.print("metrics not written yet: other shards' items are still missing.")

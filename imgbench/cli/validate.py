@@ -1,0 +1,91 @@
+"""`imgbench validate`: check every YAML, target and prompt checksum without generating anything."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+EXAMPLES = """examples:
+  imgbench validate
+  imgbench validate --task tiny
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("validate", help="check specs, targets and task data", epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", action="append", help="only these tasks (default: all)")
+    parser.set_defaults(handler=main)
+
+
+def _check_targets(problems: list[str], notes: list[str]) -> None:
+    from imgbench import catalog
+    from imgbench.api.registry import import_target
+    from imgbench.errors import UserError
+
+    for kind in ("model", "method", "scorer"):
+        for entry in catalog.registry(kind):
+            try:
+                import_target(entry.spec.target, entry.spec.needs, what=f"{kind} {entry.name!r}")
+            except UserError as exc:
+                (notes if "not installed" in str(exc) else problems).append(str(exc))
+            if kind == "model" and "revision" in entry.spec.params and entry.spec.params["revision"] is None:
+                notes.append(f"model {entry.name!r}: revision is unpinned; the served commit is recorded per run.")
+
+
+def _check_task(spec, problems: list[str], notes: list[str]) -> None:
+    from imgbench import catalog
+    from imgbench.errors import UserError
+    from imgbench.task import load_task
+
+    for scorer in spec.scorers:
+        if scorer not in catalog.scorers():
+            problems.append(f"task {spec.name!r} ({spec.yaml_path}): unknown scorer {scorer!r}.")
+    if spec.default_model and spec.default_model not in catalog.models():
+        problems.append(f"task {spec.name!r} ({spec.yaml_path}): unknown default_model {spec.default_model!r}.")
+    try:
+        task = load_task(spec)
+    except UserError as exc:
+        (notes if "offline" in str(exc).lower() or "download" in str(exc).lower() else problems).append(str(exc))
+        return
+    if spec.size is not None and len(task.prompts) != spec.size:
+        problems.append(f"task {spec.name!r}: declares size {spec.size} but has {len(task.prompts)} prompts.")
+    counts = Counter(t for p in task.prompts for t in p.tags)
+    for tag, declared in spec.tags.items():
+        if counts.get(tag, 0) != declared:
+            problems.append(f"task {spec.name!r}: declares {declared} prompts tagged {tag!r}, "
+                            f"found {counts.get(tag, 0)}.")
+    if not spec.prompts.content_sha256 and not spec.prompts.path:
+        notes.append(f"task {spec.name!r}: no reference content checksum pinned; runs record the one they see.")
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from imgbench import catalog
+    from imgbench.errors import UserError
+
+    console = Console()
+    problems: list[str] = []
+    notes: list[str] = []
+    registries = {kind: catalog.registry(kind) for kind in catalog.KINDS}  # parses every YAML, strictly
+    for method in registries["method"]:
+        for model in registries["model"]:
+            try:
+                catalog.method_defaults(method.spec, model.spec)
+            except UserError as exc:
+                problems.append(str(exc))
+    _check_targets(problems, notes)
+    names = args.task or registries["task"].names()
+    for name in names:
+        _check_task(registries["task"].get(name).spec, problems, notes)
+    for note in dict.fromkeys(notes):
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
+    for problem in dict.fromkeys(problems):
+        console.print(f"[red]problem[/]: {problem}", highlight=False)
+    counts = ", ".join(f"{len(r.names())} {k}s" for k, r in registries.items())
+    if problems:
+        console.print(f"validate: {len(problems)} problem(s) in {counts}")
+        return 2
+    console.print(f"validate: ok ({counts} checked)")
+    return 0

@@ -1,0 +1,69 @@
+"""Build models, methods and scorers from registry names plus user parameters.
+
+Parameters are merged in a fixed order — registry YAML defaults, per-model method defaults,
+then command-line `--model-arg` / `--method-arg` — and checked against the constructor's
+signature, so a mistyped parameter is an error naming the valid ones, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+from imgbench import catalog
+from imgbench.api.method import Method
+from imgbench.api.model import Model
+from imgbench.api.registry import import_target
+from imgbench.api.scorer import Scorer
+from imgbench.api.specs import ComponentSpec
+from imgbench.errors import UserError
+
+
+def _check_params(cls: type, params: dict[str, Any], what: str, flag: str) -> None:
+    signature = inspect.signature(cls.__init__)
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    valid = [n for n, p in signature.parameters.items() if n != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    if accepts_any:
+        return
+    for key in params:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" — did you mean {close[0]!r}?" if close else "."
+            raise UserError(f"{what} has no parameter {key!r}{hint} "
+                            f"Valid {flag} keys: {', '.join(valid) or '(none)'}.")
+
+
+def instantiate(spec: ComponentSpec, params: dict[str, Any], flag: str) -> Any:
+    cls = import_target(spec.target, spec.needs, what=f"{spec.kind} {spec.name!r}")
+    _check_params(cls, params, f"{spec.kind} {spec.name!r}", flag)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{spec.kind} {spec.name!r}: invalid parameters {params}: {exc}") from None
+
+
+def build_model(name: str, model_args: dict[str, Any], device: str | None = None, dtype: str | None = None,
+                model_path: str | None = None) -> tuple[ComponentSpec, Model]:
+    spec = catalog.models().get(name).spec
+    params = {**spec.params, **model_args}
+    for key, value in (("device", device), ("dtype", dtype), ("model_path", model_path)):
+        if value is not None:
+            params[key] = value
+    return spec, instantiate(spec, params, "--model-arg")
+
+
+def resolve_method_params(method: ComponentSpec, model: ComponentSpec, method_args: dict[str, Any]) -> dict:
+    defaults = catalog.method_defaults(method, model)
+    return {**method.params, **(defaults.params if defaults else {}), **method_args}
+
+
+def build_method(name: str, model_spec: ComponentSpec, method_args: dict[str, Any]) -> tuple[ComponentSpec, Method]:
+    spec = catalog.methods().get(name).spec
+    params = resolve_method_params(spec, model_spec, method_args)
+    return spec, instantiate(spec, params, "--method-arg")
+
+
+def build_scorer(name: str, scorer_args: dict[str, Any] | None = None) -> Scorer:
+    spec = catalog.scorers().get(name).spec
+    return instantiate(spec, {**spec.params, **(scorer_args or {})}, "--scorer-arg")

@@ -1,0 +1,1 @@
+"""Base generators. Specs live in catalog/*.yaml; implementations import torch lazily."""

@@ -1,0 +1,257 @@
+"""Generate → score → aggregate, resumable and sharded (DESIGN §1, §5).
+
+A run is identified by the hash of everything that changes its pixels (task content, model
+identity, method identity, image size, cache epoch). Seeds, --limit, --tags and --shard only
+choose which (prompt, seed) items to produce, so they extend the same run folder. A rerun
+generates only items without a valid record and scores only items without a valid row.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from imgbench import CACHE_EPOCH
+from imgbench.api.method import Method
+from imgbench.api.model import Model
+from imgbench.api.records import GenerationRequest, Prompt
+from imgbench.api.scorer import Scorer
+from imgbench.api.specs import ComponentSpec
+from imgbench.components import build_method, build_model, build_scorer
+from imgbench.errors import UserError
+from imgbench.manifest import ensure_writable_dir, environment_facts
+from imgbench.metrics import write_metrics_if_complete
+from imgbench.progress import progress_bar
+from imgbench.store import ItemKey, RunStore, Shard, encode_value
+from imgbench.task import Task, load_task, resolve_task
+from imgbench.util.hashing import sha256_json
+from imgbench.util.io import create_exclusive_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunRequest:
+    """One invocation of `imgbench run` / `generate`, as the user gave it."""
+
+    task: str | None = None
+    prompts_file: str | None = None
+    text_column: str = "text"
+    model: str | None = None
+    method: str = "base"
+    method_args: dict[str, Any] = field(default_factory=dict)
+    model_args: dict[str, Any] = field(default_factory=dict)
+    model_path: str | None = None
+    seeds: tuple[int, ...] | None = None
+    limit: int | None = None
+    tags: tuple[str, ...] = ()
+    shard: Shard = field(default_factory=Shard)
+    batch_size: int = 1
+    device: str | None = None
+    dtype: str | None = None
+    output: Path = Path("results")
+    scorers: tuple[str, ...] | None = None
+    command: str = ""
+
+
+@dataclass
+class RunPlan:
+    """A resolved run: components built, identity hashed, items chosen. Nothing generated yet."""
+
+    request: RunRequest
+    task: Task
+    prompts: list[Prompt]
+    seeds: tuple[int, ...]
+    model_spec: ComponentSpec
+    model: Model
+    method_spec: ComponentSpec
+    method: Method
+    identity: dict[str, Any]
+    run_id: str
+    store: RunStore
+
+    @property
+    def items(self) -> list[tuple[Prompt, int]]:
+        """Every requested (prompt, seed), in task order then seed order (all shards)."""
+        return [(p, s) for p in self.prompts for s in self.seeds]
+
+    @property
+    def own_items(self) -> list[tuple[Prompt, int]]:
+        return [(p, s) for p, s in self.items if self.request.shard.owns((p.id, s))]
+
+
+def plan_run(request: RunRequest) -> RunPlan:
+    if request.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {request.batch_size}.")
+    spec = resolve_task(request.task, request.prompts_file, text_column=request.text_column)
+    task = load_task(spec)
+    model_name = request.model or spec.default_model
+    if not model_name:
+        raise UserError(f"task {spec.name!r} names no default_model; choose one with --model "
+                        f"(see `imgbench ls models`).")
+    model_spec, model = build_model(model_name, request.model_args, request.device, request.dtype,
+                                    request.model_path)
+    method_spec, method = build_method(request.method, model_spec, request.method_args)
+    identity = {
+        "task": task.identity(),
+        "model": {"name": model_spec.name, **model.identity()},
+        "method": method.identity(),
+        "size": [spec.height, spec.width],
+        "cache_epoch": CACHE_EPOCH,
+    }
+    run_id = sha256_json(identity)[:12]
+    output = ensure_writable_dir(request.output)
+    store = RunStore(output / "runs" / spec.name / model_spec.name / method_spec.name / run_id)
+    return RunPlan(request=request, task=task, prompts=task.select(request.tags, request.limit),
+                   seeds=request.seeds or spec.seeds, model_spec=model_spec, model=model, method_spec=method_spec,
+                   method=method, identity=identity, run_id=run_id, store=store)
+
+
+def open_run(plan: RunPlan) -> None:
+    """Create the folder and its run.json (once, by whichever process gets there first); log the invocation."""
+    ensure_writable_dir(plan.store.root)
+    manifest = {
+        "schema_version": 1,
+        "run_id": plan.run_id,
+        "identity": plan.identity,
+        "task": plan.task.spec.name,
+        "model": plan.model_spec.name,
+        "method": plan.method_spec.name,
+        "task_source": str(plan.task.spec.yaml_path),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_by": environment_facts(plan.request.command),
+    }
+    create_exclusive_json(plan.store.run_json, manifest)
+    plan.store.append_invocation({
+        **environment_facts(plan.request.command),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "item_set": item_set(plan),
+        "shard": f"{plan.request.shard.index}/{plan.request.shard.count}",
+        "batch_size": plan.request.batch_size,
+    })
+
+
+def item_set(plan: RunPlan) -> dict[str, Any]:
+    """The requested items, named so metrics.json says exactly what it was computed over."""
+    keys = [[p.id, s] for p, s in plan.items]
+    return {"seeds": list(plan.seeds), "tags": list(plan.request.tags), "limit": plan.request.limit,
+            "n_prompts": len(plan.prompts), "n_items": len(keys), "items_sha256": sha256_json(keys)}
+
+
+def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def generate_phase(plan: RunPlan) -> int:
+    """Generate this shard's missing items; return how many were made."""
+    store, shard = plan.store, plan.request.shard
+    done = store.load_generations(verify=True)
+    missing = [(p, s) for p, s in plan.own_items if (p.id, s) not in done]
+    if not missing:
+        return 0
+    plan.method.prepare(plan)
+    height, width = plan.task.spec.height, plan.task.spec.width
+    with store.lock(f"generations{shard.suffix}"), store.appender(store.generations_file(shard)) as out, \
+            progress_bar(f"generate {plan.method_spec.name} on {plan.model_spec.name}", len(missing)) as advance:
+        for batch in _batches(missing, plan.request.batch_size):
+            requests = [GenerationRequest(prompt=p, seed=s, height=height, width=width) for p, s in batch]
+            start = time.perf_counter()
+            generations = plan.method.generate(requests, plan.model)
+            seconds = (time.perf_counter() - start) / len(batch)
+            if len(generations) != len(batch):
+                raise RuntimeError(f"method {plan.method_spec.name} returned {len(generations)} images for "
+                                   f"{len(batch)} requests")
+            for (prompt, seed), generation in zip(batch, generations, strict=True):
+                key: ItemKey = (prompt.id, seed)
+                relpath, digest = store.save_image(key, generation.image)
+                record = {"prompt_id": prompt.id, "seed": seed, "tags": list(prompt.tags), "image": relpath,
+                          "sha256": digest, "seconds": round(seconds, 6)}
+                if generation.artefacts:
+                    record["artefacts"] = store.save_artefacts(key, generation.artefacts)
+                if generation.info:
+                    record["info"] = generation.info
+                out.append(record)
+                advance(1)
+    return len(missing)
+
+
+def scorer_key(scorer: Scorer) -> str:
+    return f"{scorer.name}@{sha256_json(scorer.identity())[:12]}"
+
+
+def score_items(store: RunStore, scorer: Scorer, items: Sequence[tuple[Prompt, int]], shard: Shard,
+                batch_size: int) -> int:
+    """Score items that have an image but no valid row for this scorer; return how many were scored."""
+    key = scorer_key(scorer)
+    create_exclusive_json(store.root / "scores" / f"{key}.json", {
+        "identity": scorer.identity(), "higher_is_better": scorer.higher_is_better,
+        "range": [scorer.value_range[0], scorer.value_range[1]]})
+    generations = store.load_generations(verify=False)
+    done = store.load_scores(key, generations)
+    todo = [(p, s) for p, s in items if (p.id, s) in generations and (p.id, s) not in done]
+    if not todo:
+        return 0
+    with store.lock(f"scores-{key}{shard.suffix}"), store.appender(store.scores_file(key, shard)) as out, \
+            progress_bar(f"score {scorer.name}", len(todo)) as advance:
+        for batch in _batches(todo, batch_size):
+            records = [generations[(p.id, s)] for p, s in batch]
+            images = []
+            for record in records:
+                with Image.open(store.resolve_image(record["image"])) as image:
+                    images.append(image.convert("RGB"))
+            results = scorer.score(images, [p for p, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"scorer {scorer.name} returned {len(results)} results for {len(batch)} images")
+            for (prompt, seed), record, result in zip(batch, records, results, strict=True):
+                value, nonfinite = encode_value(result.value)
+                row = {"prompt_id": prompt.id, "seed": seed, "image_sha256": record["sha256"], "value": value}
+                if nonfinite:
+                    row["nonfinite"] = nonfinite
+                if result.details:
+                    row["details"] = dict(result.details)
+                out.append(row)
+                advance(1)
+    return len(todo)
+
+
+def build_scorers(names: Sequence[str]) -> list[Scorer]:
+    if not names:
+        raise UserError("no scorer to run: pass --scorer NAME (see `imgbench ls scorers`) or give the task "
+                        "a `scorers:` list.")
+    return [build_scorer(name) for name in dict.fromkeys(names)]
+
+
+@dataclass
+class RunOutcome:
+    plan: RunPlan
+    generated: int
+    scored: dict[str, int]
+    metrics: dict[str, Any] | None
+
+
+def execute(request: RunRequest, score: bool = True) -> RunOutcome:
+    """The whole pipeline for one invocation (`run` when score=True, `generate` otherwise)."""
+    plan = plan_run(request)
+    scorers = build_scorers(request.scorers or plan.task.spec.scorers) if score else []
+    open_run(plan)
+    generated = generate_phase(plan)
+    scored: dict[str, int] = {}
+    metrics = None
+    if score:
+        for scorer in scorers:
+            scored[scorer.name] = score_items(plan.store, scorer, plan.own_items, request.shard, request.batch_size)
+        primary = plan.task.spec.primary_scorer if plan.task.spec.primary_scorer in scored else scorers[0].name
+        metrics = write_metrics_if_complete(plan.store, plan.items, item_set(plan),
+                                            [scorer_key(s) for s in scorers], primary)
+    return RunOutcome(plan=plan, generated=generated, scored=scored, metrics=metrics)
+
+
+def command_line() -> str:
+    return " ".join(["imgbench", *sys.argv[1:]])

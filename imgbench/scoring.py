@@ -1,0 +1,108 @@
+"""Scoring existing images: a run folder, or any folder laid out as <prompt_id>/<seed>.png.
+
+Generation and scoring meet only through the folder contract, so images made outside imgbench
+are scored exactly like imgbench's own.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgbench import catalog
+from imgbench.api.records import Prompt
+from imgbench.errors import UserError
+from imgbench.manifest import ensure_writable_dir, environment_facts
+from imgbench.metrics import write_metrics_if_complete
+from imgbench.runner import build_scorers, score_items, scorer_key
+from imgbench.store import RunStore, Shard
+from imgbench.task import Task, load_task, task_from_prompt_file
+from imgbench.util.hashing import sha256_file, sha256_json
+from imgbench.util.io import JsonlAppender, create_exclusive_json
+
+_SEED_FILE = re.compile(r"^(\d+)\.png$")
+
+
+@dataclass
+class ScoreOutcome:
+    store: RunStore
+    task: Task
+    items: list[tuple[Prompt, int]]
+    scored: dict[str, int]
+    metrics: dict[str, Any] | None
+
+
+def _task_of_run(manifest: dict[str, Any]) -> Task:
+    source = Path(manifest.get("task_source", ""))
+    name = manifest["task"]
+    spec = catalog.tasks().get(name).spec if name in catalog.tasks() else task_from_prompt_file(source)
+    task = load_task(spec)
+    recorded = manifest["identity"]["task"]["content_sha256"]
+    if task.checksum != recorded:
+        raise UserError(f"the prompts of task {name!r} changed since this run was generated (checksum "
+                        f"{task.checksum} now, {recorded} then); scoring would pair images with the wrong prompts.")
+    return task
+
+
+def _items_present(task: Task, store: RunStore) -> list[tuple[Prompt, int]]:
+    generations = store.load_generations(verify=True)
+    seeds = sorted({seed for _, seed in generations})
+    return [(p, s) for p in task.prompts for s in seeds if (p.id, s) in generations]
+
+
+def score_folder(store: RunStore, task: Task, scorer_names: tuple[str, ...] | None, batch_size: int,
+                 command: str) -> ScoreOutcome:
+    scorers = build_scorers(scorer_names or task.spec.scorers)
+    items = _items_present(task, store)
+    if not items:
+        raise UserError(f"{store.root} has no images to score for task {task.spec.name!r}.")
+    store.append_invocation({**environment_facts(command), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                             "scorers": [s.name for s in scorers]})
+    scored = {s.name: score_items(store, s, items, Shard(), batch_size) for s in scorers}
+    keys = [[p.id, s] for p, s in items]
+    item_set = {"seeds": sorted({s for _, s in items}), "n_items": len(items),
+                "n_prompts": len({p.id for p, _ in items}), "items_sha256": sha256_json(keys)}
+    primary = task.spec.primary_scorer if task.spec.primary_scorer in scored else scorers[0].name
+    metrics = write_metrics_if_complete(store, items, item_set, [scorer_key(s) for s in scorers], primary)
+    return ScoreOutcome(store=store, task=task, items=items, scored=scored, metrics=metrics)
+
+
+def score_run(run_dir: str | Path, scorer_names: tuple[str, ...] | None, batch_size: int,
+              command: str) -> ScoreOutcome:
+    store = RunStore(run_dir)
+    return score_folder(store, _task_of_run(store.read_manifest()), scorer_names, batch_size, command)
+
+
+def index_external_images(images_dir: Path, task: Task, output: Path) -> RunStore:
+    """Make a run folder whose generation records point at a user's images (<prompt_id>/<seed>.png)."""
+    if not images_dir.is_dir():
+        raise UserError(f"--images {images_dir} is not a folder; give a folder laid out as <prompt_id>/<seed>.png.")
+    root = images_dir / "images" if (images_dir / "images").is_dir() else images_dir
+    known = {p.id for p in task.prompts}
+    found: list[tuple[str, int, Path]] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(folder.iterdir()):
+            match = _SEED_FILE.match(file.name)
+            if match and folder.name in known:
+                found.append((folder.name, int(match.group(1)), file.resolve()))
+    if not found:
+        raise UserError(f"no images found in {root} for task {task.spec.name!r}: expected files "
+                        f"<prompt_id>/<seed>.png with prompt ids such as {', '.join(sorted(known)[:3])}.")
+    records = [{"prompt_id": pid, "seed": seed, "image": str(path), "sha256": sha256_file(path), "tags": []}
+               for pid, seed, path in found]
+    identity = {"task": task.identity(), "external_images": sha256_json([[r["prompt_id"], r["seed"], r["sha256"]]
+                                                                          for r in records])}
+    run_id = sha256_json(identity)[:12]
+    store = RunStore(ensure_writable_dir(output) / "runs" / task.spec.name / "external" / root.name / run_id)
+    ensure_writable_dir(store.root)
+    create_exclusive_json(store.run_json, {"schema_version": 1, "run_id": run_id, "identity": identity,
+                                           "task": task.spec.name, "model": "external", "method": root.name,
+                                           "task_source": str(task.spec.yaml_path), "images_dir": str(root)})
+    if not store.generations_file(Shard()).exists():
+        with store.lock("generations"), JsonlAppender(store.generations_file(Shard())) as out:
+            for record in records:
+                out.append(record)
+    return store

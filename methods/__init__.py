@@ -1,0 +1,1 @@
+"""Alignment methods, one folder each (installed as `imgbench.methods`)."""

@@ -1,0 +1,1 @@
+"""`dummy`: a torch-free method for pipeline tests (implemented in imgbench.testing)."""

@@ -1,0 +1,1 @@
+"""Task suites as YAML, one folder each (installed as `imgbench.tasks`)."""
