@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "ls": "ls",
     "show": "show",
     "validate": "validate",
+    "train": "train",
 }
 
 logger = logging.getLogger("imgbench")
