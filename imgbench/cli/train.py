@@ -1,7 +1,8 @@
 """`imgbench train <what>`: training commands (the shapes world's components, IMG aligners).
 
-Each trainer lives with its component and is listed in TRAINERS as 'module' exposing
-`add_arguments(parser)` and `main(args) -> int`; this module only dispatches.
+Each trainer lives with its component and is listed in TRAINERS as name → (module, one-line
+help); the module exposes `add_arguments(parser)` and `main(args) -> int`. Trainer modules are
+imported only when their command runs, so `imgbench ls` never pays for torch.
 """
 
 from __future__ import annotations
@@ -9,21 +10,24 @@ from __future__ import annotations
 import argparse
 import importlib
 
-EXAMPLES = """examples:
-  imgbench train --help
-"""
-
-#: Trainer name → module with add_arguments(parser) and main(args).
-TRAINERS: dict[str, str] = {}
+#: Trainer name → (module with add_arguments(parser) and main(args), one-line help).
+TRAINERS: dict[str, tuple[str, str]] = {}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    listing = "\n".join(f"  imgbench train {name} --help    {text}" for name, (_, text) in TRAINERS.items())
     parser = subparsers.add_parser("train", help="train a component (see `imgbench train --help`)",
-                                   epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    trainers = parser.add_subparsers(dest="trainer", metavar="WHAT", required=True)
-    for name, module_name in TRAINERS.items():
-        module = importlib.import_module(module_name)
-        sub = trainers.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(sub)
-        sub.set_defaults(handler=module.main)
+                                   epilog=f"trainers:\n{listing or '  (none)'}",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=sorted(TRAINERS), metavar="WHAT", help="which trainer")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="the trainer's own options")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    module_name, text = TRAINERS[args.what]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"imgbench train {args.what}", description=text,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    return int(module.main(parser.parse_args(args.rest)) or 0)
