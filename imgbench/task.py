@@ -16,6 +16,7 @@ from imgbench.api.registry import import_target
 from imgbench.api.specs import PromptSource, TaskSpec
 from imgbench.errors import UserError
 from imgbench.prompts import content_sha256, read_prompt_file
+from imgbench.util.yamlfile import load_yaml_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -94,5 +95,7 @@ def resolve_task(name: str | None, prompts_file: str | None = None, **prompt_opt
         return task_from_prompt_file(prompts_file, **prompt_options)
     if not name:
         raise UserError("no task given: use --task NAME (see `imgbench ls tasks`) or --prompts FILE.")
+    if name.endswith((".yaml", ".yml")):
+        return TaskSpec.from_yaml(load_yaml_mapping(name))
     return catalog.tasks().get(name).spec
 

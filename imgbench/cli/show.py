@@ -48,7 +48,7 @@ def _show_task(name: str) -> None:
 
     spec = catalog.tasks().get(name).spec
     task = load_task(spec)
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"[bold]{spec.name}[/] v{spec.version}: {spec.description}")
     for key, value in spec.source.items():
         console.print(f"  {key}: {value}")
@@ -73,7 +73,7 @@ def _show_run(name: str, output: str) -> None:
 
     store = RunStore(find_run(name, output))
     manifest = store.read_manifest()
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"[bold]run {manifest['run_id']}[/] {manifest['task']} / {manifest['model']} / {manifest['method']}")
     console.print(f"folder: {store.root}")
     console.print(json.dumps(manifest["identity"], indent=2, sort_keys=True))

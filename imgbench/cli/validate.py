@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     from imgbench import catalog
     from imgbench.errors import UserError
 
-    console = Console()
+    console = Console(soft_wrap=True)
     problems: list[str] = []
     notes: list[str] = []
     registries = {kind: catalog.registry(kind) for kind in catalog.KINDS}  # parses every YAML, strictly
