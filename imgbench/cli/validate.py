@@ -43,6 +43,9 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
             problems.append(f"task {spec.name!r} ({spec.yaml_path}): unknown scorer {scorer!r}.")
     if spec.default_model and spec.default_model not in catalog.models():
         problems.append(f"task {spec.name!r} ({spec.yaml_path}): unknown default_model {spec.default_model!r}.")
+    if spec.prompts.files and not spec.prompts.content_sha256:
+        notes.append(f"task {spec.name!r}: no reference content checksum pinned (no verifiable copy of "
+                     f"{spec.prompts.url or 'its source'}); runs record the checksum they see in run.json.")
     try:
         task = load_task(spec)
     except UserError as exc:
@@ -55,8 +58,6 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
         if counts.get(tag, 0) != declared:
             problems.append(f"task {spec.name!r}: declares {declared} prompts tagged {tag!r}, "
                             f"found {counts.get(tag, 0)}.")
-    if not spec.prompts.content_sha256 and not spec.prompts.path:
-        notes.append(f"task {spec.name!r}: no reference content checksum pinned; runs record the one they see.")
 
 
 def main(args: argparse.Namespace) -> int:
