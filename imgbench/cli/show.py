@@ -7,10 +7,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from imgbench.cli.common import add_data_dir_option
 from imgbench.errors import UserError
 
 EXAMPLES = """examples:
   imgbench show task tiny
+  imgbench show task drawbench --data-dir ../shared/suites
   imgbench show run results/runs/tiny/dummy/dummy/3f2a9c1b7d4e
   imgbench show run 3f2a9c1b7d4e --output results
 """
@@ -22,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("what", choices=["run", "task"])
     parser.add_argument("name", help="run folder or run id; or task name")
     parser.add_argument("--output", default="results", help="results folder to search for a run id")
+    add_data_dir_option(parser)
     parser.set_defaults(handler=main)
 
 
