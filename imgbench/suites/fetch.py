@@ -257,6 +257,10 @@ def download(url: str, target: Path, remote: Remote, names: list[str]) -> None:
         with os.fdopen(handle, "wb") as out, urllib.request.build_opener().open(request, timeout=_timeout()) as resp:
             shutil.copyfileobj(resp, out, 1 << 20)
         os.replace(tmp_name, target)
+    except urllib.error.HTTPError as exc:
+        raise UserError(f"{remote.what}: download failed (HTTP {exc.code} {exc.reason} from {url}); the source "
+                        f"refused it (moved, gated or down). To get it by hand, "
+                        f"{_manual_instructions(remote, names)}.") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise UserError(f"{remote.what}: download failed ({type(exc).__name__}: {reason}). Check the network "
