@@ -78,3 +78,15 @@ def test_genai_bench_1600_unpinned_records_the_checksum_seen(data, tmp_path):
                                  limit=2, output=tmp_path / "results"))
     manifest = json.loads(outcome.plan.store.run_json.read_text())
     assert manifest["identity"]["task"]["content_sha256"] == task.checksum
+
+
+def test_hpdv2_3400_adds_hpdv2_drawbench_as_fifth_style(data):
+    from suites_support import copy_suite
+
+    folder = copy_suite("hpdv2", data)
+    (folder / "drawbench.json").write_text(json.dumps([f"drawbench prompt {i}" for i in range(200)]))
+    spec = catalog.tasks().get("hpdv2-3400").spec
+    task = load_task(spec)
+    assert len(task.prompts) == spec.size == 3400
+    assert Counter(t for p in task.prompts for t in p.tags) == spec.tags
+    assert task.prompts[-1].id == "drawbench_199"
