@@ -58,7 +58,9 @@ def _show_task(name: str) -> None:
     console.print(f"  prompts: {len(task.prompts)}  seeds: {list(spec.seeds)}  size: {spec.height}x{spec.width}")
     console.print(f"  scorers: {', '.join(spec.scorers) or '-'} (primary {spec.primary_scorer or '-'})  "
                   f"default model: {spec.default_model or '-'}")
-    console.print(f"  content sha256: {task.checksum}")
+    pinned = "published list verified" if spec.prompts.content_sha256 else "nothing pinned; runs record it"
+    console.print(f"  content sha256: {task.checksum} ({pinned})")
+    console.print(f"  data: {task.origin}")
     counts = Counter(t for p in task.prompts for t in p.tags)
     table = Table(title="tags")
     table.add_column("tag")
