@@ -234,14 +234,15 @@ def _timeout() -> float:
         raise UserError(f"{TIMEOUT_VAR}={value!r} is not a number of seconds.") from None
 
 
-def _headers(url: str) -> dict[str, str]:
+def _request(url: str) -> urllib.request.Request:
     from imgbench import __version__
 
-    headers = {"User-Agent": f"imgbench/{__version__}"}
+    request = urllib.request.Request(url, headers={"User-Agent": f"imgbench/{__version__}"})
     token = os.environ.get("HF_TOKEN", "").strip()
     if token and urllib.parse.urlparse(url).hostname in ("huggingface.co", "hf.co"):
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
+        # unredirected: the token goes to the hub only, never to the CDN it redirects to
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
+    return request
 
 
 def download(url: str, target: Path, remote: Remote, names: list[str]) -> None:
@@ -253,8 +254,8 @@ def download(url: str, target: Path, remote: Remote, names: list[str]) -> None:
     handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         # build_opener installs a ProxyHandler reading HTTP(S)_PROXY / NO_PROXY from the environment.
-        request = urllib.request.Request(url, headers=_headers(url))
-        with os.fdopen(handle, "wb") as out, urllib.request.build_opener().open(request, timeout=_timeout()) as resp:
+        opener = urllib.request.build_opener()
+        with os.fdopen(handle, "wb") as out, opener.open(_request(url), timeout=_timeout()) as resp:
             shutil.copyfileobj(resp, out, 1 << 20)
         os.replace(tmp_name, target)
     except urllib.error.HTTPError as exc:
