@@ -49,7 +49,8 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
         problems.append(f"task {spec.name!r} ({spec.yaml_path}): unknown default_model {spec.default_model!r}.")
     if not spec.prompts.content_sha256 and not spec.prompts.path:
         notes.append(f"task {spec.name!r}: no reference content checksum pinned (no verifiable copy of "
-                     f"{spec.prompts.url or 'its source'}); runs record the checksum they see in run.json.")
+                     f"{spec.source.get('url') or spec.prompts.url or 'its source'}); runs record the checksum "
+                     f"they see in run.json.")
     try:
         task = load_task(spec)
     except UserError as exc:
