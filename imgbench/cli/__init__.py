@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "show": "show",
     "validate": "validate",
     "train": "train",
+    "compare": "compare",
 }
 
 logger = logging.getLogger("imgbench")
