@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "validate": "validate",
     "train": "train",
     "compare": "compare",
+    "report": "report",
 }
 
 logger = logging.getLogger("imgbench")
