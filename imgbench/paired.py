@@ -203,7 +203,8 @@ def compare_paired(baseline: np.ndarray, other: np.ndarray, higher_is_better: bo
     better = diffs if higher_is_better else -diffs
     wins, losses = int(np.sum(better > tie_tolerance)), int(np.sum(better < -tie_tolerance))
     verdict = judge(diffs, p_perm, higher_is_better)
-    return PairedResult(n_prompts=n, n_items=n if n_items is None else n_items, mean_diff=mean, ci_low=low, ci_high=high, p_permutation=p_perm,
+    return PairedResult(n_prompts=n, n_items=n if n_items is None else n_items, mean_diff=mean, ci_low=low,
+                        ci_high=high, p_permutation=p_perm,
                         permutation=how, wilcoxon=wilcoxon_test(diffs), wins=wins, ties=n - wins - losses,
                         losses=losses, tie_tolerance=tie_tolerance, higher_is_better=higher_is_better,
                         verdict=verdict, bootstrap={"interval": "percentile", "unit": "prompt (paired)",
