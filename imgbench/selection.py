@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 @functools.cache
-def _default_params(method: str, model: str) -> dict[str, Any]:
+def default_params(method: str, model: str) -> dict[str, Any]:
     """Constructor defaults ⊕ method YAML ⊕ per-model defaults: what a run without --method-arg resolves to."""
     from imgbench import catalog
     from imgbench.api.registry import import_target
@@ -55,7 +55,7 @@ def variant_of(manifest: dict[str, Any]) -> dict[str, Any]:
     """The method parameters of a run that differ from the registered defaults."""
     identity = manifest.get("identity", {})
     params = identity.get("method", {}).get("params", {}) or {}
-    defaults = _default_params(manifest.get("method", ""), manifest.get("model", ""))
+    defaults = default_params(manifest.get("method", ""), manifest.get("model", ""))
     return {k: v for k, v in sorted(params.items()) if k not in defaults or defaults[k] != v}
 
 

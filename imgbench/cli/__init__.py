@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "train": "train",
     "compare": "compare",
     "report": "report",
+    "plot": "plot",
 }
 
 logger = logging.getLogger("imgbench")
