@@ -27,6 +27,8 @@ SUBCOMMANDS = {
     "compare": "compare",
     "report": "report",
     "plot": "plot",
+    "agree": "agree",
+    "sweep": "sweep",
 }
 
 logger = logging.getLogger("imgbench")
