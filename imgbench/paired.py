@@ -156,7 +156,6 @@ class PairedResult:
     higher_is_better: bool
     verdict: str
     bootstrap: dict = field(default_factory=dict)
-    p_holm: float | None = None
 
     @property
     def win_rate(self) -> float:
