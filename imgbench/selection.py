@@ -63,8 +63,10 @@ def format_variant(variant: dict[str, Any]) -> str:
     return ",".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in variant.items())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunInfo:
+    """A run folder as found on disk; one object per folder, compared by identity."""
+
     root: Path
     run_id: str
     task: str
