@@ -29,6 +29,7 @@ td.best{font-weight:bold;background:#eef7ee}
 .ci,.rank{color:#666;font-size:.8em;display:block}
 .prompt{border-top:1px solid #ddd;margin-top:1rem;padding-top:.5rem}
 .grid td{text-align:center}
+.grid td:first-child{text-align:left}
 figure{margin:0;display:inline-block;max-width:260px}
 figure img{max-width:256px;image-rendering:pixelated;width:128px}
 figcaption{font-size:.8em;text-align:left}

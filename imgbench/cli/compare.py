@@ -58,11 +58,13 @@ def render(result: dict[str, Any], block: dict[str, Any], title: str):
     table = Table(title=title)
     for column in ("run", f"mean {arrow} [95% CI]", "Δ vs baseline [95% CI]", "p perm (Holm)", "p Wilcoxon",
                    "win/tie/loss", "verdict"):
-        table.add_column(column, justify="left" if column in ("run", "verdict") else "right")
+        table.add_column(column, justify="left" if column in ("run", "verdict") else "right",
+                         no_wrap=column != "verdict",
+                         min_width=max(len(label) for label in block["runs"]) if column == "run" else None)
     for label, run in block["runs"].items():
         mean = f"{_fmt(run['mean'])} [{_fmt(run['ci_low'])}, {_fmt(run['ci_high'])}]"
         if label == result["baseline"]:
-            table.add_row(f"{label} (baseline)", mean, "", "", "", "", "")
+            table.add_row(label, mean, "(baseline)", "", "", "", "")
             continue
         c = block["comparisons"][label]
         table.add_row(label, mean, f"{c['mean_diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]",
