@@ -162,3 +162,16 @@ def test_agreement_tie_policy() -> None:
     # Prompt p: reference ties the first pair (left out); the other scorer ties a pair the reference orders (½).
     result = agreement(["p", "p", "q", "q"], [1.0, 1.0, 1.0, 2.0], [0.0, 1.0, 5.0, 5.0], samples=50)
     assert result.reference_ties == 1 and result.n_pairs == 1 and result.pairwise_accuracy[0] == 0.5
+
+
+def test_numeric_sweep_plot_draws_bands_in_parameter_order(tmp_path) -> None:
+    from imgbench.plots import plot_sweep
+
+    runs = {f"m/img@ip_scale={x}": {"mean": 0.5 + x, "ci_low": 0.45 + x, "ci_high": 0.55 + x} for x in (0.4, 0.1, 0.2)}
+    runs["m/base"] = {"mean": 0.5, "ci_low": 0.45, "ci_high": 0.55}
+    comparison = {"task": "t", "scorer": "s@abc", "higher_is_better": True, "overall": {"runs": runs},
+                  "items": {"n_prompts": 50, "n_compared": 200}}
+    series = {"m/img": [(x, f"m/img@ip_scale={x}") for x in (0.4, 0.1, 0.2)]}
+    png, svg = plot_sweep(comparison, series, "ip_scale", tmp_path, baseline="m/base")
+    text = svg.read_text()
+    assert png.stat().st_size > 5_000 and "ip_scale" in text and "t · s@abc" in text and "baseline m/base" in text
