@@ -79,7 +79,8 @@ def main() -> None:
         cached = through_runner(prompt_file, args.delay, tmp_path / "runner0")
     ls_seconds, torch_imported = ls_time()
     result = {
-        "images": args.images, "delay_s": args.delay, "repeats": args.repeats, "direct_s": round(direct, 3), "runner_s": round(first, 3),
+        "images": args.images, "delay_s": args.delay, "repeats": args.repeats,
+        "direct_s": round(direct, 3), "runner_s": round(first, 3),
         "runner_overhead_ratio": round(first / direct, 4), "cached_rerun_s": round(cached, 3),
         "cached_over_first_ratio": round(cached / first, 4), "ls_tasks_wall_s": round(ls_seconds, 3),
         "ls_imports_torch": torch_imported,

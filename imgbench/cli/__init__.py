@@ -24,6 +24,11 @@ SUBCOMMANDS = {
     "show": "show",
     "validate": "validate",
     "train": "train",
+    "compare": "compare",
+    "report": "report",
+    "plot": "plot",
+    "agree": "agree",
+    "sweep": "sweep",
 }
 
 logger = logging.getLogger("imgbench")
