@@ -1,0 +1,75 @@
+"""Where an MLLM's weights come from, resolved to something that can key a cache.
+
+A hub id resolves to the snapshot actually served (its commit, read from the snapshot path); a
+local folder to a sha256 over its weight files. Hashing a 26 GB folder takes a minute, so the
+digest is cached per (path, size, mtime) under the user cache directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from imgbench.errors import UserError
+from imgbench.util.hashing import sha256_file
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+def offline() -> bool:
+    return os.environ.get("IMGBENCH_OFFLINE", "") not in ("", "0") or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over (relative name, sha256) of every weight and config file in the folder."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.suffix == ".json"))
+    if not any(p.suffix in WEIGHT_SUFFIXES for p in files):
+        raise UserError(f"{folder} holds no weight files ({', '.join(WEIGHT_SUFFIXES)}).")
+    from platformdirs import user_cache_dir
+
+    cache_path = Path(user_cache_dir("imgbench")) / "digests.json"
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    digest = hashlib.sha256()
+    changed = False
+    for path in files:
+        stat = path.stat()
+        key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if key not in cache:
+            cache[key] = sha256_file(path)
+            changed = True
+        digest.update(f"{path.relative_to(folder)}\0{cache[key]}\n".encode())
+    if changed:
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache))
+            os.replace(tmp, cache_path)
+        except OSError:
+            pass  # a read-only cache only costs re-hashing next time
+    return digest.hexdigest()
+
+
+def resolve_weights(name_or_path: str, revision: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(local folder to load from, identity facts) for a hub id or a local folder."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path), {"path": str(path.resolve()), "digest": folder_digest(path)}
+    if path.suffix or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
+        raise UserError(f"MLLM weights {name_or_path!r}: no such folder, and not a hub id like 'llava-hf/llava-1.5-13b-hf'.")
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(name_or_path, revision=revision, local_files_only=offline(),
+                                   allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+    except Exception as exc:  # noqa: BLE001 - hub errors of every kind become one actionable message
+        how = "it is not in the local hub cache and downloads are off (IMGBENCH_OFFLINE/HF_HUB_OFFLINE)" if offline() \
+            else f"download failed ({type(exc).__name__}: {exc})"
+        raise UserError(f"MLLM {name_or_path!r}: {how}. Download it on a connected machine with "
+                        f"`huggingface-cli download {name_or_path}` or pass a local folder.") from None
+    return folder, {"hub_id": name_or_path, "revision": Path(folder).name}
