@@ -49,10 +49,10 @@ def original_llava(folder: Path, clip_folder: Path, seed: int = 1) -> dict[str, 
     state["model.mm_projector.2.bias"] = torch.randn(TEXT_HIDDEN) * 0.1
     folder.mkdir(parents=True, exist_ok=True)
     save_file(state, str(folder / "model.safetensors"))
-    config = {k: getattr(llama_config, k) for k in ("vocab_size", "hidden_size", "intermediate_size",
-                                                      "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                                                      "max_position_embeddings", "rms_norm_eps", "bos_token_id",
-                                                      "eos_token_id", "hidden_act")}
+    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "bos_token_id", "eos_token_id",
+            "hidden_act")
+    config = {k: getattr(llama_config, k) for k in keys}
     config.update({"architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava_llama", "rope_theta": 10000.0,
                    "mm_vision_tower": str(clip_folder), "mm_projector_type": "mlp2x_gelu", "mm_hidden_size": 16,
                    "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad",

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
+from imgbench.methods.img.aligner import AlignerConfig, ImplicitAligner, infer_config, load_aligner
 
 from imgbench.errors import UserError
-from imgbench.methods.img.aligner import AlignerConfig, ImplicitAligner, infer_config, load_aligner
 
 E, D, DEPTH, H, HD, FF = 24, 16, 2, 4, 4, 4
 

@@ -83,7 +83,8 @@ def test_converter_logits_equal_original_layout(converted, template) -> None:
         converted_logits = mllm._model(**mllm._inputs(image, question)).logits[0]
     vocab = state["lm_head.weight"].shape[0]
     assert converted_logits.shape[0] == logits.shape[0]
-    assert torch.allclose(converted_logits[:, :vocab], logits, atol=1e-5), (converted_logits[:, :vocab] - logits).abs().max()
+    difference = (converted_logits[:, :vocab] - logits).abs().max()
+    assert torch.allclose(converted_logits[:, :vocab], logits, atol=1e-5), difference
     # Guidance = last layer after the final norm: the LM head applied to it gives the logits.
     assert torch.allclose(states[0], hidden, atol=1e-5)
     assert mllm.hidden_size == 32 and states[0].shape == (logits.shape[0], 32)

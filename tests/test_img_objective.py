@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from imgbench.methods.img.objective import ObjectiveConfig, ReferenceSchedule, iupo_loss
 
 

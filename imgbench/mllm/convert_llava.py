@@ -85,8 +85,17 @@ def check_original_config(config: dict[str, Any], folder: Path) -> None:
 def convert_llava(source: str | Path, output: str | Path, vision_tower: str | None = None) -> Path:
     """Write a transformers LLaVA folder (weights, config, processor) converted from `source`."""
     import torch
-    from transformers import (AddedToken, AutoTokenizer, CLIPImageProcessor, CLIPVisionModel, LlamaConfig,
-                              LlavaConfig, LlavaForConditionalGeneration, LlavaImageProcessor, LlavaProcessor)
+    from transformers import (
+        AddedToken,
+        AutoTokenizer,
+        CLIPImageProcessor,
+        CLIPVisionModel,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaImageProcessor,
+        LlavaProcessor,
+    )
 
     from imgbench.mllm.hf import read_config
 

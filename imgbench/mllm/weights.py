@@ -20,12 +20,12 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
 
 def offline() -> bool:
-    return os.environ.get("IMGBENCH_OFFLINE", "") not in ("", "0") or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    return any(os.environ.get(name, "") not in ("", "0") for name in ("IMGBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def folder_digest(folder: Path) -> str:
     """sha256 over (relative name, sha256) of every weight and config file in the folder."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.suffix == ".json"))
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (*WEIGHT_SUFFIXES, ".json"))
     if not any(p.suffix in WEIGHT_SUFFIXES for p in files):
         raise UserError(f"{folder} holds no weight files ({', '.join(WEIGHT_SUFFIXES)}).")
     from platformdirs import user_cache_dir
@@ -61,7 +61,8 @@ def resolve_weights(name_or_path: str, revision: str | None = None) -> tuple[str
     if path.is_dir():
         return str(path), {"path": str(path.resolve()), "digest": folder_digest(path)}
     if path.suffix or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
-        raise UserError(f"MLLM weights {name_or_path!r}: no such folder, and not a hub id like 'llava-hf/llava-1.5-13b-hf'.")
+        raise UserError(f"MLLM weights {name_or_path!r}: no such folder, and not a hub id like "
+                        f"'llava-hf/llava-1.5-13b-hf'.")
     from huggingface_hub import snapshot_download
 
     try:

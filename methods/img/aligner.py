@@ -95,8 +95,8 @@ class ImplicitAligner(nn.Module):
         dim = config.token_dim
         self.proj_in = nn.Linear(config.guidance_dim, dim)
         self.layers = nn.ModuleList(
-            nn.ModuleList([PerceiverCrossAttention(dim, config.heads, config.head_dim), feed_forward(dim, config.ff_mult)])
-            for _ in range(config.depth)
+            nn.ModuleList([PerceiverCrossAttention(dim, config.heads, config.head_dim),
+                           feed_forward(dim, config.ff_mult)]) for _ in range(config.depth)
         )
         self.proj_out = nn.Linear(dim, dim)
         self.norm_out = nn.LayerNorm(dim)
