@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from imgbench.errors import UserError
 from imgbench.methods.img.guidance import (
     OFFICIAL_TEMPLATES_SHA256,
     build_templates,
     fixed_template,
     load_templates,
 )
+
+from imgbench.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
