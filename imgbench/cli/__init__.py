@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "show": "show",
     "validate": "validate",
     "train": "train",
+    "pairs": "pairs",
 }
 
 logger = logging.getLogger("imgbench")
