@@ -38,7 +38,8 @@ def synthetic_cache(folder: Path) -> CachedPairs:
     pairs = [Pair(id=str(i), prompt=f"p{i}", winner=png(i, 1), loser=png(i, 0), info={}) for i in range(N_PAIRS)]
 
     def encode(images):  # the pixel says which pair and which side the image is
-        return torch.stack([(winners if img.getpixel((0, 0))[1] else losers)[img.getpixel((0, 0))[0]] for img in images])
+        keys = [img.getpixel((0, 0)) for img in images]
+        return torch.stack([(winners if side else losers)[index] for index, side, _ in keys])
 
     def guidance(loser_images, batch):
         return [states[int(p.id)] for p in batch]

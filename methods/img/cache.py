@@ -54,7 +54,8 @@ def _write_shard(path: Path, ids: list[str], winners: list[torch.Tensor], losers
 
     from safetensors.torch import save_file
 
-    tensors = {"winner": torch.stack(winners).to(dtype).contiguous(), "loser": torch.stack(losers).to(dtype).contiguous(),
+    tensors = {"winner": torch.stack(winners).to(dtype).contiguous(),
+               "loser": torch.stack(losers).to(dtype).contiguous(),
                "states": torch.cat(states).to(dtype).contiguous(),
                "lengths": torch.tensor([s.shape[0] for s in states], dtype=torch.int64)}
     tmp = path.with_name(f".{path.name}.tmp")
@@ -148,7 +149,7 @@ class CachedPairs:
             raise UserError(f"{self.folder} is not a complete IMG training cache; build it with `imgbench train img "
                             f"--pairs ... --model ...` (an interrupted build resumes).")
         self.manifest = manifest
-        self.rows: list[tuple[int, int]] = [(s, r) for s, shard in enumerate(manifest["shards"]) for r in range(shard["n"])]
+        self.rows = [(s, r) for s, shard in enumerate(manifest["shards"]) for r in range(shard["n"])]
         self._handles = [safe_open(str(self.folder / shard["file"]), "pt") for shard in manifest["shards"]]
         self._offsets = []
         for handle in self._handles:

@@ -24,7 +24,7 @@ training continues from checkpoint.pt with identical batches.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     data = parser.add_argument_group("data")
-    data.add_argument("--pairs", help="pairs JSONL from `imgbench pairs`, a Pick-a-Pic v2 parquet file or folder")
+    data.add_argument("--pairs", help="pairs JSONL from `imgbench pairs`, or Pick-a-Pic v2 parquet (file or folder)")
     data.add_argument("--limit", type=int, help="use only the first N pairs")
     data.add_argument("--cache", help="cache folder (default OUT/cache); reused when its identity matches")
     data.add_argument("--cache-dtype", default="fp16", choices=["fp16", "bf16", "fp32"])
@@ -93,7 +93,7 @@ def _guidance(args: argparse.Namespace, model: Any) -> tuple[Any, dict[str, Any]
     if args.guidance == "text":
         return (lambda losers, pairs: text_guidance(model, [p.prompt for p in pairs])), {"source": "text"}
     if not args.mllm:
-        raise UserError(f"--guidance {args.guidance} needs --mllm (a transformers LLaVA / Qwen2.5-VL folder or hub id).")
+        raise UserError(f"--guidance {args.guidance} needs --mllm (a transformers LLaVA or Qwen2.5-VL folder/hub id).")
     from imgbench.mllm.hf import load_mllm
 
     mllm = load_mllm(args.mllm, conversation=args.conversation, dtype=args.mllm_dtype, device=args.device)

@@ -110,10 +110,10 @@ class Trainer:
         return self.out / "checkpoint.pt"
 
     def save_checkpoint(self) -> None:
-        _atomic_torch_save({"step": self.step, "model": self.model.state_dict(), "reference": self.reference.state_dict(),
-                            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                            "config": self.config.resume_key(), "cache": self.cache.manifest["identity_sha256"]},
-                           self.checkpoint_path)
+        state = {"step": self.step, "model": self.model.state_dict(), "reference": self.reference.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                 "config": self.config.resume_key(), "cache": self.cache.manifest["identity_sha256"]}
+        _atomic_torch_save(state, self.checkpoint_path)
 
     def try_resume(self) -> bool:
         if not self.checkpoint_path.exists():
@@ -121,8 +121,8 @@ class Trainer:
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         if state["config"] != json.loads(json.dumps(self.config.resume_key())) or \
                 state["cache"] != self.cache.manifest["identity_sha256"]:
-            raise UserError(f"{self.checkpoint_path} was written by a run with other settings or data; resume with the "
-                            f"same options, or choose another --out folder.")
+            raise UserError(f"{self.checkpoint_path} was written by a run with other settings or data; resume with "
+                            f"the same options, or choose another --out folder.")
         self.model.load_state_dict(state["model"])
         self.reference.load_state_dict(state["reference"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -133,7 +133,8 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         """One optimiser step on the batch of `self.step`; returns the loss terms (floats)."""
-        indices = batch_indices(self.step, self.config.batch_size, len(self.cache), self.config.seed, self._epoch_cache)
+        indices = batch_indices(self.step, self.config.batch_size, len(self.cache), self.config.seed,
+                                self._epoch_cache)
         batch = self.cache.batch(indices)
         h, c_l, mask = batch["states"], batch["loser"], batch["mask"]
         passes = self.config.train_passes
