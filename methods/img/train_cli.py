@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--eval-scorer", help="scorer whose mean is logged (paper: PickScore)")
     ev.add_argument("--eval-limit", type=int, help="first N prompts of the task")
     ev.add_argument("--eval-seeds", default="0", help="seeds for evaluation (default 0)")
-    parser.add_argument("--out", required=True, help="output folder: aligner.safetensors, aligner.json, log, checkpoint")
+    parser.add_argument("--out", required=True, help="folder for aligner.safetensors, aligner.json, log, checkpoint")
 
 
 def _pairs_identity(source: str, limit: int | None) -> dict[str, Any]:
