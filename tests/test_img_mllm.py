@@ -113,12 +113,19 @@ def test_answer_decodes_greedy_text(converted) -> None:
     assert isinstance(first[0], str)
 
 
-def test_load_mllm_refuses_original_format_with_the_fix(converted, tmp_path) -> None:
+def test_load_mllm_converts_original_format_once(converted, tmp_path, monkeypatch) -> None:
     _, clip, folder = converted
-    with pytest.raises(UserError, match="convert_llava"):
-        load_mllm(str(clip.parent / "original"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    original = load_mllm(str(clip.parent / "original"), dtype="fp32", device="cpu")
+    assert isinstance(original, LlavaMLLM) and original.identity()["converted_from"] == "original LLaVA format"
+    image = Image.new("RGB", (30, 20), (0, 120, 255))
+    direct = LlavaMLLM(str(folder), dtype="fp32", device="cpu")
+    assert torch.equal(original.hidden_states([image], ["Q?"])[0], direct.hidden_states([image], ["Q?"])[0])
     assert isinstance(load_mllm(str(folder), dtype="fp32", device="cpu"), LlavaMLLM)
-    with pytest.raises(UserError, match="not a hub id|no such folder"):
+    with pytest.raises(UserError, match="not a hub reference|no such local path"):
         load_mllm(str(tmp_path / "missing"))
     with pytest.raises(UserError, match="conversation template"):
         LlavaMLLM(str(folder), conversation="llava_v9")
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    with pytest.raises(UserError, match="downloads are off"):
+        load_mllm("someone/not-cached-model")

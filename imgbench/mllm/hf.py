@@ -19,7 +19,7 @@ from imgbench.errors import UserError
 from imgbench.mllm.base import MLLM
 from imgbench.mllm.conversation import CHAT_TEMPLATE, IMAGE_PLACEHOLDER
 from imgbench.mllm.conversation import conversation as get_conversation
-from imgbench.mllm.weights import resolve_weights
+from imgbench.mllm.weights import folder_digest, resolve_weights
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -197,17 +197,39 @@ class QwenVLMLLM(HFVisionLanguageModel):
         return dict(self._processor(text=[self._chat_text(question)], images=[image], return_tensors="pt"))
 
 
+def is_original_llava(config: dict[str, Any]) -> bool:
+    return config.get("model_type") == "llava_llama" or "mm_vision_tower" in config
+
+
+def converted_folder(folder: str, digest: str) -> str:
+    """An original-format LLaVA converted once into the user cache (keyed by the source's digest)."""
+    from platformdirs import user_cache_dir
+
+    from imgbench.mllm.convert_llava import convert_llava
+
+    target = Path(user_cache_dir("imgbench")) / "llava-converted" / digest[:16]
+    if not (target / "config.json").exists():
+        logger.warning("converting original-format LLaVA %s to the transformers layout in %s (once)", folder, target)
+        tmp = target.with_name(target.name + ".partial")
+        convert_llava(folder, tmp)
+        tmp.rename(target)
+    return str(target)
+
+
 def load_mllm(weights: str, conversation: str | None = None, dtype: str = "bf16", device: str | None = None,
               revision: str | None = None) -> HFVisionLanguageModel:
-    """The wrapper for a folder or hub id, chosen by its config's model_type."""
-    folder, _ = resolve_weights(weights, revision)
+    """The wrapper for a folder or hub reference, chosen by its config's model_type. An original-format
+    LLaVA (the shi-labs/IMG detector) is converted once with `convert_llava` and the result cached."""
+    folder, facts = resolve_weights(weights, revision)
     config = read_config(folder)
+    if is_original_llava(config):
+        digest = facts.get("digest") or folder_digest(Path(folder))
+        mllm = LlavaMLLM(converted_folder(folder, digest), conversation=conversation, dtype=dtype, device=device)
+        mllm._weights_identity = {**facts, "digest": digest, "converted_from": "original LLaVA format"}
+        return mllm
     kind = config.get("model_type")
-    if kind == "llava_llama" or "mm_vision_tower" in config:
-        raise UserError(f"{weights} is a LLaVA checkpoint in the original (haotian-liu/LLaVA) format; convert it "
-                        f"once with `python -m imgbench.mllm.convert_llava {weights} OUT_DIR` and pass OUT_DIR.")
     for cls in (LlavaMLLM, QwenVLMLLM):
         if kind == cls.model_type:
             return cls(weights, conversation=conversation, dtype=dtype, device=device, revision=revision)
-    raise UserError(f"{weights}: model_type {kind!r} has no MLLM wrapper; supported: llava (llava-hf layout), "
-                    f"qwen2_5_vl.")
+    raise UserError(f"{weights}: model_type {kind!r} has no MLLM wrapper; supported: llava (llava-hf layout or the "
+                    f"original LLaVA format), qwen2_5_vl.")

@@ -55,22 +55,52 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _hub_error(spec: str, exc: Exception) -> UserError:
+    how = "it is not in the local hub cache and downloads are off (IMGBENCH_OFFLINE/HF_HUB_OFFLINE)" if offline() \
+        else f"download failed ({type(exc).__name__}: {exc})"
+    return UserError(f"{spec!r}: {how}. Download it on a connected machine with `huggingface-cli download "
+                     f"{'/'.join(spec.split('/')[:2])}` or pass a local path.")
+
+
+def _split_hub(spec: str) -> tuple[str, str]:
+    parts = spec.split("/")
+    if len(parts) < 2 or spec.startswith((".", "/", "~")) or not all(parts):
+        raise UserError(f"{spec!r}: no such local path, and not a hub reference like 'owner/repo' or "
+                        f"'owner/repo/sub/path'.")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
 def resolve_weights(name_or_path: str, revision: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(local folder to load from, identity facts) for a hub id or a local folder."""
+    """(local folder to load from, identity facts) for a local folder, a hub repo 'owner/repo', or a
+    folder inside one, 'owner/repo/sub' (e.g. shi-labs/IMG/llava)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return str(path), {"path": str(path.resolve()), "digest": folder_digest(path)}
-    if path.suffix or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
-        raise UserError(f"MLLM weights {name_or_path!r}: no such folder, and not a hub id like "
-                        f"'llava-hf/llava-1.5-13b-hf'.")
+    repo, sub = _split_hub(name_or_path)
     from huggingface_hub import snapshot_download
 
+    patterns = [f"{sub}/*"] if sub else ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
     try:
-        folder = snapshot_download(name_or_path, revision=revision, local_files_only=offline(),
-                                   allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+        folder = snapshot_download(repo, revision=revision, local_files_only=offline(), allow_patterns=patterns)
     except Exception as exc:  # noqa: BLE001 - hub errors of every kind become one actionable message
-        how = "it is not in the local hub cache and downloads are off (IMGBENCH_OFFLINE/HF_HUB_OFFLINE)" if offline() \
-            else f"download failed ({type(exc).__name__}: {exc})"
-        raise UserError(f"MLLM {name_or_path!r}: {how}. Download it on a connected machine with "
-                        f"`huggingface-cli download {name_or_path}` or pass a local folder.") from None
-    return folder, {"hub_id": name_or_path, "revision": Path(folder).name}
+        raise _hub_error(name_or_path, exc) from None
+    return str(Path(folder) / sub), {"hub_id": name_or_path, "revision": Path(folder).name}
+
+
+def resolve_file(spec: str, revision: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """(local file, identity facts) for a local file or 'owner/repo/path/in/repo' on the hub.
+
+    The identity holds the file's sha256 either way: a checkpoint is keyed by its content.
+    """
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        repo, sub = _split_hub(spec)
+        if not sub:
+            raise UserError(f"{spec!r}: no such file; a hub file is written 'owner/repo/file.pth'.")
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(repo, sub, revision=revision, local_files_only=offline()))
+        except Exception as exc:  # noqa: BLE001
+            raise _hub_error(spec, exc) from None
+    return path, {"source": spec, "sha256": sha256_file(path)}
