@@ -159,3 +159,12 @@ def test_cli_refuses_other_settings_on_resume_and_missing_inputs(cli_inputs, tmp
     args[args.index("--lr") + 1] = "5e-4"
     assert cli(args) == 2
     assert cli(["train", "img", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_train_dispatch_and_method_listing_never_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, argparse; import imgbench.methods.img.train_cli as m; m.add_arguments(argparse.ArgumentParser());"
+            "from imgbench.cli import build_parser; build_parser(); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
