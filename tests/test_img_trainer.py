@@ -165,6 +165,7 @@ def test_train_dispatch_and_method_listing_never_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, argparse; import imgbench.methods.img.train_cli as m; m.add_arguments(argparse.ArgumentParser());"
-            "from imgbench.cli import build_parser; build_parser(); assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys, argparse; import imgbench.methods.img.train_cli as m;"
+            "m.add_arguments(argparse.ArgumentParser()); from imgbench.cli import build_parser; build_parser();"
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
