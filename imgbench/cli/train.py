@@ -11,7 +11,9 @@ import argparse
 import importlib
 
 #: Trainer name → (module with add_arguments(parser) and main(args), one-line help).
-TRAINERS: dict[str, tuple[str, str]] = {}
+TRAINERS: dict[str, tuple[str, str]] = {
+    "img": ("imgbench.methods.img.train_cli", "IMG Implicit Aligner on preference pairs (IUPO objective)"),
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
