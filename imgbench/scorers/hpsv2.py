@@ -37,6 +37,7 @@ class HPSv2(BackboneScorer):
     value_range = (-1.0, 1.0)
     higher_is_better = True
     checkpoint: ClassVar[str] = "HPS_v2_compressed.pt"
+    arch: ClassVar[dict[str, Any]] = VIT_H_14
 
     def __init__(self, repo: str = "xswu/HPSv2", checkpoint_path: str | None = None,
                  processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", revision: str | None = None,
@@ -59,9 +60,9 @@ class HPSv2(BackboneScorer):
         state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
         if not isinstance(state, dict):
             raise UserError(f"{self.name}: {self._checkpoint.path} is not an HPSv2 checkpoint (no state_dict).")
-        model = load_openclip_into_hf(state, VIT_H_14, torch_dtype(self.dtype)).to(self.device)
+        model = load_openclip_into_hf(state, self.arch, torch_dtype(self.dtype)).to(self.device)
         parts = clip.with_processor(model, str(self._processor_files.path), resize="pad")
-        parts.mean, parts.std, parts.image_size = clip.OPENAI_MEAN, clip.OPENAI_STD, VIT_H_14["vision"]["image_size"]
+        parts.mean, parts.std, parts.image_size = clip.OPENAI_MEAN, clip.OPENAI_STD, self.arch["vision"]["image_size"]
         return parts
 
     def score(self, images: Sequence[Image], prompts: Sequence[Prompt]) -> list[ScoreResult]:
