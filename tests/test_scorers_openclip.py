@@ -64,7 +64,8 @@ def test_hpsv2_loads_an_open_clip_checkpoint_file_and_scores_like_open_clip(tmp_
     class TinyHPS(HPSv2):
         arch = TINY
 
-    scorer = TinyHPS(checkpoint_path=str(tmp_path / "HPS_v2_compressed.pt"), processor=str(FIXTURES / "clip_tokenizer"),
+    scorer = TinyHPS(checkpoint_path=str(tmp_path / "HPS_v2_compressed.pt"),
+                     processor=str(FIXTURES / "clip_tokenizer"),
                      device="cpu")
     assert scorer.identity()["weights"]["checkpoint"]["revision"].startswith("sha256:")
     imgs, records = images(4, seed=2), prompts()[:4]
