@@ -128,20 +128,20 @@ def hub_file(repo: str, filename: str, what: str, revision: str | None = None) -
 
 def hub_snapshot(repo: str, what: str, files: list[str], weights: tuple[str, ...] = (),
                  revision: str | None = None) -> Weights:
-    """Files of a hub repo (configs, tokenizer: glob patterns) plus the first weight file of `weights` it has.
+    """Files of a hub repo (configs, tokenizer: glob patterns) plus the first weight pattern of `weights` it has.
 
-    Repos differ in which weight format they ship (model.safetensors, pytorch_model.bin), so weights
-    are alternatives tried in order, and only one format is downloaded.
+    Repos differ in which weight format they ship (model.safetensors, pytorch_model.bin, sharded
+    *.safetensors), so weight patterns are alternatives tried in order, and only one format is downloaded.
     """
     local = Path(repo).expanduser()
     if local.is_dir():
-        if weights and not any((local / w).is_file() for w in weights):
+        if weights and not any(any(local.glob(w)) for w in weights):
             raise UserError(f"{what}: folder {local} has none of the weight files {', '.join(weights)}.")
         return Weights(path=local, repo=str(local), revision="local-folder")
     from huggingface_hub import snapshot_download
 
     def complete(path: str | None) -> bool:
-        return path is not None and (not weights or any((Path(path) / w).is_file() for w in weights))
+        return path is not None and (not weights or any(any(Path(path).glob(w)) for w in weights))
 
     try:
         path: str | None = snapshot_download(repo, revision=revision, allow_patterns=[*files, *weights],
