@@ -145,6 +145,6 @@ def _t2v_scores(model: Any, images: Sequence[Image], prompts: Sequence[Prompt], 
             path = Path(folder) / f"{index}.png"
             image.save(path)
             paths.append(str(path))
-        scores = model.model.forward(images=paths, texts=[p.text for p in prompts], question_template=params["question"],
-                                     answer_template=params["answer"])
+        scores = model.model.forward(images=paths, texts=[p.text for p in prompts],
+                                     question_template=params["question"], answer_template=params["answer"])
     return [float(s) for s in scores]
