@@ -19,7 +19,8 @@ import pytest
 HUB_IDS = {"clipscore": "openai/clip-vit-large-patch14", "pickscore": "yuvalkirstain/PickScore_v1",
            "hpsv2": "xswu/HPSv2", "hpsv2.1": "xswu/HPSv2", "aesthetic": "openai/clip-vit-large-patch14",
            "imagereward": "THUDM/ImageReward", "vqascore": "Qwen/Qwen2.5-VL-7B-Instruct",
-           "vqascore-llava-ov": "llava-hf/llava-onevision-qwen2-7b-ov-hf"}
+           "vqascore-llava-ov": "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+           "geneval": "google/owlv2-base-patch16-ensemble"}
 
 PROBE = """
 import json, sys, time

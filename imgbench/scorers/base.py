@@ -74,6 +74,11 @@ class BackboneScorer(Scorer):
     def __init__(self, backbone: Any | Callable[[], Any] | None = None, device: str | None = None,
                  dtype: str = "fp32", **params: Any) -> None:
         super().__init__(dtype=dtype, **params)
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            raise UserError(f"scorer {self.name!r} needs {exc.name}: install `pip install 'imgbench[torch]'`.") from None
         torch_dtype(dtype)  # validate early
         self.dtype = dtype
         self._device = device
