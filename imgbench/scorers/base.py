@@ -74,17 +74,19 @@ class BackboneScorer(Scorer):
     def __init__(self, backbone: Any | Callable[[], Any] | None = None, device: str | None = None,
                  dtype: str = "fp32", **params: Any) -> None:
         super().__init__(dtype=dtype, **params)
-        try:
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as exc:
-            raise UserError(f"scorer {self.name!r} needs {exc.name}: install `pip install 'imgbench[torch]'`.") from None
-        torch_dtype(dtype)  # validate early
+        if dtype not in DTYPES:
+            raise UserError(f"{self.name}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
         self.dtype = dtype
         self._device = device
         self._injected = backbone
         self._backbone: Any = None
+        # Weights first (no torch import needed), so a missing checkpoint is reported in well under a second.
         self._weights: dict[str, Any] | None = None if backbone is not None else self.resolve_weights()
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            raise UserError(f"scorer {self.name!r} needs {exc.name}: `pip install 'imgbench[torch]'`.") from None
 
     @property
     def device(self) -> str:
