@@ -85,7 +85,8 @@ def _commit_of(path: Path) -> str:
 
 def how_to_get(repo: str, files: list[str], revision: str | None) -> str:
     rev = f" --revision {revision}" if revision else ""
-    return (f"get it on a machine with access to huggingface.co: `hf download {repo} {' '.join(files)}{rev}`, "
+    include = " ".join(f"'{f}'" for f in files)  # --include patterns: absent alternatives just match nothing
+    return (f"get it on a machine with access to huggingface.co: `hf download {repo} --include {include}{rev}`, "
             f"then copy the Hugging Face cache folder ($HF_HOME/hub, default ~/.cache/huggingface/hub) here "
             f"or point HF_HUB_CACHE at it")
 
@@ -93,7 +94,7 @@ def how_to_get(repo: str, files: list[str], revision: str | None) -> str:
 def _fail(what: str, repo: str, files: list[str], revision: str | None, cause: BaseException | None) -> UserError:
     state = ("downloads are disabled (IMGBENCH_OFFLINE / HF_HUB_OFFLINE)" if offline()
              else f"the download failed ({type(cause).__name__}: {str(cause).splitlines()[0][:200] if cause else ''})")
-    return UserError(f"{what}: weights {repo}{'@' + revision if revision else ''} ({', '.join(files)}) are not in "
+    return UserError(f"{what}: weights {repo}{'@' + revision if revision else ''} are not in "
                      f"the local cache and {state}. To fix: {how_to_get(repo, files, revision)}.")
 
 
