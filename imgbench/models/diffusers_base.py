@@ -53,6 +53,15 @@ def torch_dtype(name: str) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
+def dtype_kwarg(name: str) -> dict[str, Any]:
+    """`from_pretrained`'s dtype argument: diffusers 0.42 renamed `torch_dtype` to `dtype` (PR #14205)."""
+    import diffusers
+    from packaging.version import Version
+
+    key = "dtype" if Version(diffusers.__version__).release >= (0, 42) else "torch_dtype"
+    return {key: torch_dtype(name)}
+
+
 class DiffusersModel(Model):
     """A diffusers pipeline behind the `Model` contract.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from imgbench.models.diffusers_base import DiffusersModel, torch_dtype
+from imgbench.models.diffusers_base import DiffusersModel, dtype_kwarg, torch_dtype
 from imgbench.models.hub import WeightSource
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class FluxModel(DiffusersModel):
         from imgbench.models.pipelines import PerRequestIPFluxPipeline
 
         base = self.resolved["pipeline"]
-        return PerRequestIPFluxPipeline.from_pretrained(base.location, torch_dtype=torch_dtype(self.dtype),
+        return PerRequestIPFluxPipeline.from_pretrained(base.location, **dtype_kwarg(self.dtype),
                                                         **base.load_kwargs())
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from imgbench.models.diffusers_base import DiffusersModel, torch_dtype
+from imgbench.models.diffusers_base import DiffusersModel, dtype_kwarg, torch_dtype
 from imgbench.models.hub import WeightSource
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class StableDiffusionModel(DiffusersModel):
     def _load_pipeline(self) -> Any:
         import diffusers
 
-        dtype = torch_dtype(self.dtype)
+        dtype = dtype_kwarg(self.dtype)
         components: dict[str, Any] = {}
         for role, cls_name in (("unet", "UNet2DConditionModel"), ("vae", "AutoencoderKL")):
             if role in self.resolved:
@@ -77,7 +77,7 @@ class StableDiffusionModel(DiffusersModel):
                 kwargs = resolved.load_kwargs()
                 if self.subfolders[role]:
                     kwargs["subfolder"] = self.subfolders[role]
-                components[role] = getattr(diffusers, cls_name).from_pretrained(resolved.location, torch_dtype=dtype,
+                components[role] = getattr(diffusers, cls_name).from_pretrained(resolved.location, **dtype,
                                                                                 **kwargs)
         base = self.resolved["pipeline"]
         extra = {"safety_checker": None, "requires_safety_checker": False} if self.family == "sd15" else {}
@@ -85,7 +85,7 @@ class StableDiffusionModel(DiffusersModel):
         from imgbench.models import pipelines
 
         return getattr(pipelines, self.pipeline_class).from_pretrained(
-            base.location, torch_dtype=dtype, **variant, **base.load_kwargs(), **components, **extra)
+            base.location, **dtype, **variant, **base.load_kwargs(), **components, **extra)
 
     def _call(self, prompts: list[str], generators: list[torch.Generator], height: int, width: int,
               tokens: torch.Tensor | None, ip_scale: float) -> list[Image]:
