@@ -28,10 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from imgbench.agreement import agreement
+    from imgbench.cli.console import output_console
     from imgbench.errors import UserError
     from imgbench.selection import load_scores, scan_runs, scorer_key, select_run
 
@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"the runs were scored by different scorer versions ({sorted(keys)}); rescore them with one.")
     result = agreement(prompt_ids, reference, other, seed=args.seed)
     (key_a, key_b), = keys
-    console = Console()
+    console = output_console()
     console.print(f"{args.task}: {key_b} against reference {key_a} on {result.n_images} images of "
                   f"{result.n_prompts} prompts from {len(runs)} run(s); {nonfinite} non-finite pair(s) and "
                   f"{unmatched} image(s) scored by only one scorer left out.")

@@ -74,16 +74,15 @@ def render(result: dict[str, Any], block: dict[str, Any], title: str):
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from imgbench.cli.common import scorer_names
+    from imgbench.cli.console import output_console
     from imgbench.comparison import compare_runs
     from imgbench.selection import load_comparable, scan_runs, select_run
 
     runs = scan_runs(args.output, args.task)
     baseline = select_run(runs, args.baseline)
     against = [select_run(runs, s) for v in args.against for s in v.split(",") if s.strip()]
-    console = Console()
+    console = output_console()
     results = []
     for scorer in scorer_names(args) or _task_scorers(args.task):
         scores = load_comparable([baseline, *against], scorer)

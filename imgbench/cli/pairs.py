@@ -25,8 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from imgbench.cli.console import output_console
     from imgbench.cli.show import find_run
     from imgbench.errors import UserError
     from imgbench.pairs import pairs_from_run, write_pairs
@@ -36,5 +35,5 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("no pairs: every prompt has fewer than two scored seeds or only ties; generate more seeds "
                         "(--seeds 0-3) or lower --min-margin.")
     write_pairs(pairs, args.out)
-    Console().print(f"{len(pairs)} pairs from {len({p.prompt for p in pairs})} prompts → {args.out}")
+    output_console().print(f"{len(pairs)} pairs from {len({p.prompt for p in pairs})} prompts → {args.out}")
     return 0

@@ -28,9 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from imgbench import catalog, plots
+    from imgbench.cli.console import output_console
     from imgbench.comparison import compare_runs, unique_labels
     from imgbench.errors import UserError
     from imgbench.selection import default_params, format_variant, load_comparable, scan_runs, select_run
@@ -64,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
     paths += plots.plot_tags(comparison, labels, out)
     if baseline:
         paths += plots.plot_win_rates(comparison, out)
-    Console().print(f"{args.task} · {comparison['scorer']} · {comparison['items']['n_compared']} shared items; wrote "
-                    + ", ".join(str(p) for p in paths))
+    shared = comparison["items"]["n_compared"]
+    output_console().print(f"{args.task} · {comparison['scorer']} · {shared} shared items; wrote "
+                           + ", ".join(str(p) for p in paths))
     return 0

@@ -34,9 +34,8 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from imgbench import report
+    from imgbench.cli.console import output_console
     from imgbench.errors import UserError
     from imgbench.html_report import render_html
     from imgbench.selection import scan_runs, select_run
@@ -59,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     for name, renderer in FILES.items():
         atomic_write_text(out / name, getattr(report, renderer)(board))
     atomic_write_text(out / "index.html", render_html(board, out.resolve(), args.html_prompts))
-    console = Console()
+    console = output_console()
     console.print(report.to_markdown(board), markup=False, highlight=False)
     console.print(f"wrote {', '.join(str(out / n) for n in [*FILES, 'index.html'])}")
     return 0

@@ -47,10 +47,10 @@ def parse_grid(values: list[str]) -> list[dict[str, Any]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from imgbench.cli.common import run_request
+    from imgbench.cli.console import output_console
     from imgbench.errors import UserError
     from imgbench.runner import command_line, execute
 
@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     clash = sorted(set(grid[0]) & set(base.method_args))
     if clash:
         raise UserError(f"{', '.join(clash)} is both swept (--param) and fixed (--method-arg); keep one.")
-    console = Console()
+    console = output_console()
     table = Table(title=f"sweep of {base.method} on {base.task or base.prompts_file}: {len(grid)} runs")
     for column in ("parameters", "run", "generated", "primary scorer", "mean [95% CI]"):
         table.add_column(column)

@@ -66,12 +66,11 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from imgbench import catalog
+    from imgbench.cli.console import output_console
     from imgbench.errors import UserError
 
-    console = Console(soft_wrap=True)
+    console = output_console()
     problems: list[str] = []
     notes: list[str] = []
     registries = {kind: catalog.registry(kind) for kind in catalog.KINDS}  # parses every YAML, strictly
