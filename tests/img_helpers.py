@@ -63,10 +63,41 @@ def original_llava(folder: Path, clip_folder: Path, seed: int = 1) -> dict[str, 
     return state
 
 
-def tiny_llava(root: Path) -> Path:
-    """A converted (transformers-layout) tiny LLaVA folder, built through the real converter."""
+def tiny_llava(root: Path, seed: int = 1) -> Path:
+    """A converted (transformers-layout) tiny LLaVA folder (hidden size TEXT_HIDDEN), built through the real
+    converter; another `seed` gives another language model (e.g. an 'original' vs a 'finetuned' MLLM)."""
     from imgbench.mllm.convert_llava import convert_llava
 
     clip = tiny_clip(root / "clip")
-    original_llava(root / "llava-original", clip)
+    original_llava(root / "llava-original", clip, seed=seed)
     return convert_llava(root / "llava-original", root / "llava")
+
+
+def save_aligner(path: Path, guidance_dim: int, token_dim: int, seed: int = 0, weight_std: float = 2.0,
+                 bias_std: float = 20.0) -> Path:
+    """A tiny aligner (depth 1, 1 head of 8) whose zero_linear is randomised, so it visibly moves tokens.
+
+    Size it from the two ends it joins: `guidance_dim` = the MLLM's hidden size (or the text
+    encoder's width), `token_dim` = the model's IP-token width (`model.image_token_shape[1]`).
+    """
+    from imgbench.methods.img.aligner import AlignerConfig, ImplicitAligner
+    from safetensors.torch import save_file
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        aligner = ImplicitAligner(AlignerConfig(guidance_dim=guidance_dim, token_dim=token_dim, depth=1, heads=1,
+                                                head_dim=8))
+        torch.nn.init.normal_(aligner.zero_linear.weight, std=weight_std)
+        torch.nn.init.normal_(aligner.zero_linear.bias, std=bias_std)
+    save_file(aligner.state_dict(), str(path))
+    return path
+
+
+def tiny_qwen_folder(folder: Path, seed: int = 0) -> Path:
+    """A saved tiny Qwen2.5-VL (config + weights + the scorers' processor fixture), loadable by path."""
+    from scorer_helpers import tiny_qwen_vl
+
+    model, processor = tiny_qwen_vl(seed)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

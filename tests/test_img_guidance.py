@@ -1,4 +1,4 @@
-"""Question templates: the official list's checksum is verified; the seeded choice is stable."""
+"""Question templates: the official list comes through the verified-list loader; the seeded choice is stable."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from imgbench.methods.img.guidance import (
-    OFFICIAL_TEMPLATES_SHA256,
-    build_templates,
-    fixed_template,
-    load_templates,
-)
+from imgbench.methods.img.guidance import build_templates, fixed_template, load_templates
 
 from imgbench.errors import UserError
+from imgbench.suites.lists import LISTS, load_template_list
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +28,8 @@ def data_dir(monkeypatch) -> Path:
 
 def test_official_list_is_verified(data_dir) -> None:
     templates = load_templates("official")
-    assert templates.sha256 == OFFICIAL_TEMPLATES_SHA256
+    assert templates.sha256 == LISTS["img-edit-instructions"].content_sha256
+    assert list(templates.templates) == load_template_list("img-edit-instructions")  # the one verified loader
     assert len(templates.templates) == 100 and len(set(templates.templates)) == 97
     assert all("{prompt}" in t for t in templates.templates)
 
@@ -42,16 +39,17 @@ def test_tampered_copy_is_refused(data_dir, tmp_path, monkeypatch) -> None:
     (tmp_path / "img_templates").mkdir()
     (tmp_path / "img_templates" / "edit_instructions.json").write_text(json.dumps(items[:-1]))
     monkeypatch.setenv("IMGBENCH_DATA_DIR", str(tmp_path))
-    with pytest.raises(UserError, match="sha256"):
+    with pytest.raises(UserError, match="content checksum"):
         load_templates("official")
 
 
 def test_offline_without_a_copy_names_the_fix(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("IMGBENCH_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
-    with pytest.raises(UserError, match="IMGBENCH_DATA_DIR"):
+    with pytest.raises(UserError, match="IMGBENCH_DATA_DIR") as info:
         load_templates("official")
+    assert str(tmp_path / "img_templates" / "edit_instructions.json") in str(info.value)  # where to put it
 
 
 def test_seeded_choice_is_stable_across_processes(data_dir) -> None:
@@ -71,8 +69,10 @@ def test_custom_list_and_fixed_template(tmp_path) -> None:
     path.write_text(json.dumps(["Fix {prompt}", "Match {prompt}"]))
     custom = build_templates(str(path))
     assert custom.question("x", 0) in ("Fix x", "Match x")
+    assert custom.source == str(path) and custom.identity()["n"] == 2
     with pytest.raises(UserError, match="sha256"):
         load_templates(str(path), sha256="0" * 64)
+    assert load_templates(str(path), sha256=custom.sha256).templates == custom.templates
     fixed = build_templates(template="How to make the <Image> match: {prompt}?")
     assert {fixed.question("a cat", s) for s in range(5)} == {"How to make the <Image> match: a cat?"}
     with pytest.raises(UserError, match="slot"):

@@ -1,8 +1,8 @@
 """The `img` method end to end on the dummy model (real pipeline, real tiny LLaVA, real aligner weights).
 
 The dummy model's IP tokens are 4 × 3 quadrant colours and its regeneration shifts colours by the
-tokens at ip_scale, so an aligner that changes tokens visibly changes the image. The tiny-SDXL
-(diffusers UNet with IP-Adapter) end-to-end test arrives with the base-models issue's builders.
+tokens at ip_scale, so an aligner that changes tokens visibly changes the image. The same method on
+the real diffusers model classes (tiny SDXL and FLUX.1-dev with IP-Adapters) is in test_img_models.py.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import img_helpers
 import numpy as np
 import pytest
 import torch
 from img_helpers import tiny_llava
-from imgbench.methods.img.aligner import AlignerConfig, ImplicitAligner
 from imgbench.methods.img.method import IMGMethod
 from PIL import Image
 
@@ -24,14 +24,7 @@ from imgbench.testing import DummyModel, hash_image
 
 
 def save_aligner(path: Path, guidance_dim: int, seed: int = 0) -> Path:
-    from safetensors.torch import save_file
-
-    torch.manual_seed(seed)
-    aligner = ImplicitAligner(AlignerConfig(guidance_dim=guidance_dim, token_dim=3, depth=1, heads=1, head_dim=8))
-    torch.nn.init.normal_(aligner.zero_linear.weight, std=2.0)
-    torch.nn.init.normal_(aligner.zero_linear.bias, std=20.0)  # big enough to move 8-bit colours
-    save_file(aligner.state_dict(), str(path))
-    return path
+    return img_helpers.save_aligner(path, guidance_dim, token_dim=3, seed=seed)  # the dummy's tokens are RGB
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +39,8 @@ def img_args(inputs, out: Path, *extra: str) -> list[str]:
     root, llava, aligner, templates = inputs
     args = ["run", "--method", "img", "--model", "dummy", "--task", "tiny", "--seeds", "0-1", "--limit", "2",
             "--scorer", "dummy", "--output", str(out), "--device", "cpu"]
-    for key, value in (("aligner", aligner), ("mllm", llava), ("templates", templates), ("mllm_dtype", "fp32"),
+    for key, value in (("aligner", aligner), ("mllm", llava), ("original_mllm", llava), ("templates", templates),
+                       ("mllm_dtype", "fp32"),
                        ("heads", 1), *(tuple(e.split("=", 1)) for e in extra)):
         args += ["--method-arg", f"{key}={value}"]
     return args

@@ -9,28 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scorer_helpers import FIXTURES, check_contract, images, prompts, seeded
+from scorer_helpers import FIXTURES, check_contract, images, prompts, seeded, tiny_qwen_vl
 
 from imgbench.errors import UserError
 from imgbench.scorers.vqascore import QUESTION, VLMParts, VQAScore
 
 
 def tiny_qwen(seed=0):
-    from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    processor = AutoProcessor.from_pretrained(FIXTURES / "qwen2_5_vl_processor")
-    ids = processor.tokenizer.convert_tokens_to_ids
-    config = Qwen2_5_VLConfig(
-        text_config={"vocab_size": len(processor.tokenizer), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-                     "max_position_embeddings": 512, "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
-                     "bos_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>")},
-        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
-                       "fullatt_block_indexes": [1]},
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
-    return VLMParts(model=seeded(seed, lambda: Qwen2_5_VLForConditionalGeneration(config).eval()), processor=processor)
+    model, processor = tiny_qwen_vl(seed)
+    return VLMParts(model=model, processor=processor)
 
 
 def tiny_llava_onevision(seed=0):

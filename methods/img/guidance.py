@@ -2,38 +2,35 @@
 
 The released aligners were trained with the official list of 100 question templates, each with a
 `{prompt}` slot (`assets/edit_instructions.json` of the official repository). The list is never
-copied into imgbench: it is read from a local copy (IMGBENCH_DATA_DIR/img_templates/ or a path)
-or downloaded from the official commit, and its sha256 is verified. The official demo draws a
+copied into imgbench: `imgbench.suites.lists.load_template_list("img-edit-instructions")` reads it
+from `--data-dir` / IMGBENCH_DATA_DIR (`img_templates/edit_instructions.json`), the cache, or the
+official URL at a pinned commit, and verifies its content sha256. The official demo draws a
 template with an unseeded `random.choice`, so its runs cannot be reproduced; here the choice is a
 hash of (prompt, seed), stable across processes. A fixed template serves ablations, and a world
 may bring its own list (any JSON list of strings with `{prompt}`).
 
 Guidance sources (paper Table 5a): 'none' (initial tokens used as they are), 'text' (the
-diffusion model's own text embedding), 'mllm' (an MLLM, e.g. the original LLaVA-1.5) and
-'finetuned-mllm' (the misalignment-finetuned LLaVA of `shi-labs/IMG`, the paper's IMG).
+diffusion model's own text embedding), 'mllm' (an MLLM that was not finetuned, e.g. the original
+LLaVA-1.5) and 'finetuned-mllm' (the misalignment-finetuned LLaVA of `shi-labs/IMG`, the paper's IMG).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
-from imgbench.util.hashing import sha256_bytes, sha256_json, stable_int
-from imgbench.util.io import atomic_write_bytes
+from imgbench.util.hashing import sha256_json, stable_int
 
 logger = logging.getLogger(__name__)
 
-OFFICIAL_TEMPLATES_URL = ("https://raw.githubusercontent.com/SHI-Labs/IMG-Multimodal-Diffusion-Alignment/"
-                          "3b7abddb533e4e15edd519ae9318c6fb760ff478/assets/edit_instructions.json")
-OFFICIAL_TEMPLATES_SHA256 = "de82949d760fb233c23e26e50d52aa36f45b658d0b662c281783377091b43902"
-OFFICIAL_TEMPLATES_FILE = Path("img_templates") / "edit_instructions.json"
+OFFICIAL = "official"
+OFFICIAL_LIST = "img-edit-instructions"
+"""The verified list (imgbench.suites.lists.LISTS) that `templates=official` names."""
 GUIDANCE_SOURCES = ("none", "text", "mllm", "finetuned-mllm")
 SLOT = "{prompt}"
 
@@ -46,7 +43,7 @@ class QuestionTemplates:
     source: str
     """'official', a file path, or 'fixed'."""
     sha256: str
-    """sha256 of the file's bytes (official / path) or of the fixed template."""
+    """sha256 of the canonical JSON of the parsed list (the verified-list convention), or of the fixed template."""
 
     def __post_init__(self) -> None:
         if not self.templates:
@@ -67,59 +64,32 @@ class QuestionTemplates:
         return {"source": self.source, "sha256": self.sha256, "n": len(self.templates)}
 
 
-def _parse(data: bytes, where: str) -> tuple[str, ...]:
+def _custom_list(path: Path) -> tuple[str, ...]:
     try:
-        items = json.loads(data.decode("utf-8"))
+        items = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{where}: not a JSON file ({exc}); expected a list of question templates.") from None
+        raise UserError(f"question templates {path}: not a JSON file ({exc}); expected a list of templates.") from None
     if not isinstance(items, list):
-        raise UserError(f"{where}: expected a JSON list of templates, got {type(items).__name__}.")
+        raise UserError(f"question templates {path}: expected a JSON list of templates, got {type(items).__name__}.")
     return tuple(items)
 
 
-def _official_bytes() -> tuple[bytes, str]:
-    data_dir = os.environ.get("IMGBENCH_DATA_DIR")
-    if data_dir and (Path(data_dir) / OFFICIAL_TEMPLATES_FILE).exists():
-        path = Path(data_dir) / OFFICIAL_TEMPLATES_FILE
-        return path.read_bytes(), str(path)
-    from platformdirs import user_cache_dir
+def load_templates(templates: str = OFFICIAL, sha256: str | None = None) -> QuestionTemplates:
+    """'official' (the verified list, see module doc) or a path to a JSON list of templates, checked
+    against `sha256` (of its parsed content, as `imgbench.util.hashing.sha256_json`) when given."""
+    if templates == OFFICIAL:
+        from imgbench.suites.lists import LISTS, load_template_list
 
-    cached = Path(user_cache_dir("imgbench")) / OFFICIAL_TEMPLATES_FILE
-    if cached.exists():
-        return cached.read_bytes(), str(cached)
-    from imgbench.mllm.weights import offline
-
-    if offline():
-        raise UserError(f"the official IMG question templates are not available offline: set IMGBENCH_DATA_DIR to a "
-                        f"folder holding {OFFICIAL_TEMPLATES_FILE}, pass templates=PATH, or download "
-                        f"{OFFICIAL_TEMPLATES_URL} with IMGBENCH_OFFLINE unset.")
-    try:
-        with urllib.request.urlopen(OFFICIAL_TEMPLATES_URL, timeout=15) as response:
-            data = response.read()
-    except OSError as exc:
-        raise UserError(f"could not download the IMG question templates from {OFFICIAL_TEMPLATES_URL}: {exc}. "
-                        f"Download the file by hand and pass templates=PATH.") from None
-    if sha256_bytes(data) == OFFICIAL_TEMPLATES_SHA256:
-        atomic_write_bytes(cached, data)
-    return data, OFFICIAL_TEMPLATES_URL
-
-
-def load_templates(templates: str = "official", sha256: str | None = None) -> QuestionTemplates:
-    """'official' (verified against the official file's sha256) or a path to a JSON list (verified
-    against `sha256` when given)."""
-    if templates == "official":
-        data, where = _official_bytes()
-        expected = OFFICIAL_TEMPLATES_SHA256
-    else:
-        path = Path(templates).expanduser()
-        if not path.is_file():
-            raise UserError(f"question templates {templates!r}: no such file; pass 'official' or a JSON list path.")
-        data, where, expected = path.read_bytes(), str(path), sha256
-    digest = sha256_bytes(data)
-    if expected and digest != expected:
-        raise UserError(f"question templates {where}: sha256 is {digest}, expected {expected}. The file differs from "
-                        f"the published list; re-download it from {OFFICIAL_TEMPLATES_URL}.")
-    return QuestionTemplates(templates=_parse(data, where), source=templates, sha256=digest)
+        return QuestionTemplates(templates=tuple(load_template_list(OFFICIAL_LIST)), source=OFFICIAL,
+                                 sha256=LISTS[OFFICIAL_LIST].content_sha256)
+    path = Path(templates).expanduser()
+    if not path.is_file():
+        raise UserError(f"question templates {templates!r}: no such file; pass 'official' or a JSON list path.")
+    items = _custom_list(path)
+    digest = sha256_json(list(items))
+    if sha256 and digest != sha256:
+        raise UserError(f"question templates {path}: content sha256 is {digest}, expected {sha256}.")
+    return QuestionTemplates(templates=items, source=templates, sha256=digest)
 
 
 def fixed_template(template: str) -> QuestionTemplates:

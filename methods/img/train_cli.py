@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     guide.add_argument("--mllm-dtype", default="bf16", choices=["fp32", "fp16", "bf16"])
     guide.add_argument("--templates", default="official", help="'official' or a JSON list of {prompt} templates")
     guide.add_argument("--template", help="one fixed question template (ablation)")
+    guide.add_argument("--data-dir", metavar="DIR", help="local copies of published files: the official templates "
+                       "are read from DIR/img_templates/edit_instructions.json (default: $IMGBENCH_DATA_DIR, "
+                       "else the cache, else download)")
     arch = parser.add_argument_group("aligner (released: depth 4, 20 heads × 64, ff 4)")
     arch.add_argument("--depth", type=int, default=4)
     arch.add_argument("--heads", type=int, default=20)
@@ -139,6 +142,13 @@ def _eval_hook(args: argparse.Namespace) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    from imgbench.suites.fetch import data_dir_override
+
+    with data_dir_override(args.data_dir):
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from imgbench.methods.img.aligner import AlignerConfig
     from imgbench.methods.img.cache import CachedPairs, CacheOptions, build_cache, read_manifest
     from imgbench.methods.img.objective import ObjectiveConfig
