@@ -174,7 +174,7 @@ def generate_phase(plan: RunPlan) -> int:
                 key: ItemKey = (prompt.id, seed)
                 relpath, digest = store.save_image(key, generation.image)
                 record = {"prompt_id": prompt.id, "seed": seed, "tags": list(prompt.tags), "image": relpath,
-                          "sha256": digest, "seconds": round(seconds, 6)}
+                          "sha256": digest, "seconds": round(seconds, 6), "batch_size": plan.request.batch_size}
                 if generation.artefacts:
                     record["artefacts"] = store.save_artefacts(key, generation.artefacts)
                 if generation.info:

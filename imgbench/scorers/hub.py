@@ -85,8 +85,9 @@ def _commit_of(path: Path) -> str:
 
 def how_to_get(repo: str, files: list[str], revision: str | None) -> str:
     rev = f" --revision {revision}" if revision else ""
-    include = " ".join(f"'{f}'" for f in files)  # --include patterns: absent alternatives just match nothing
-    return (f"get it on a machine with access to huggingface.co: `hf download {repo} --include {include}{rev}`, "
+    # One --include per pattern (hf takes a single pattern per flag); absent alternatives just match nothing.
+    include = " ".join(f"--include '{f}'" for f in files)
+    return (f"get it on a machine with access to huggingface.co: `hf download {repo} {include}{rev}`, "
             f"then copy the Hugging Face cache folder ($HF_HOME/hub, default ~/.cache/huggingface/hub) here "
             f"or point HF_HUB_CACHE at it")
 
