@@ -96,3 +96,20 @@ def test_validate_notes_unpinned_suites_offline(tmp_path, monkeypatch, capsys):
     assert "task 'genai-bench': no reference content checksum pinned" in out
     assert "huggingface.co/datasets/BaiqiL/GenAI-Bench-1600/resolve/main/genai_image.json" in out
     assert "drawbench': declares" not in out  # declared size and tag counts match the data
+
+
+def test_validate_reports_a_changed_copy_as_a_problem_not_a_note(tmp_path, monkeypatch, capsys):
+    """A checksum mismatch is an error (exit 2), even though its message mentions downloading a fresh copy."""
+    from suites_support import copy_suite
+
+    folder = copy_suite("drawbench", tmp_path / "data")
+    path = folder / "DrawBench Prompts.csv"
+    path.write_bytes(path.read_bytes().replace(b"A red colored car.", b"A blue colored car.", 1))
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["validate", "--task", "drawbench", "--task", "tifa", "--data-dir", str(tmp_path / "data")]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "problem: task 'drawbench': the prompts read from" in out and "pins b09cd154" in out
+    assert "note: task 'tifa': no local copy and downloads are off" in out  # absent data stays a note
+    assert "validate: 1 problem(s)" in out
