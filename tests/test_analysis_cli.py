@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -100,9 +102,17 @@ def test_run_without_scores_and_empty_folder_exit_2(tmp_path: Path, capsys) -> N
     capsys.readouterr()
     status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
                              "dummy/base", "--output", output)
-    assert status == 2 and "has no scores" in err and "imgbench score" in err
+    assert status == 2 and "has no scores" in err and "imgbench score --run " in err
     status, _, err = run_cli(capsys, "report", "--output", output)
     assert status == 2 and "none of the runs has scores" in err
+    # the command the first message suggests works as printed
+    status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                             "dummy/base", "--output", output, "--scorer", "dummy")
+    suggested = re.search(r"`imgbench (score [^`]+)`", " ".join(err.split())).group(1).replace("NAME", "dummy")
+    assert main(shlex.split(suggested)) == 0
+    status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                             "dummy/base", "--output", output)
+    assert status == 2 and "listed twice" in err  # scored now: past the "no scores" check
 
 
 def test_report_writes_leaderboards_matching_item_scores(results: Path, capsys, tmp_path: Path) -> None:

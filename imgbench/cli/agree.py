@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
         runs = [r for r in runs if has(r, names[0]) and has(r, names[1])]
         if not runs:
             raise UserError(f"no run on task {args.task!r} is scored by both {names[0]} and {names[1]}; score runs "
-                            f"with `imgbench score RUN --scorer {names[0]},{names[1]}`.")
+                            f"with `imgbench score --run RUN --scorer {names[0]},{names[1]}`.")
     prompt_ids, reference, other, keys, nonfinite, unmatched = [], [], [], set(), 0, 0
     for run in runs:
         a, b = (load_scores(run, scorer_key(run, n)) for n in names)
