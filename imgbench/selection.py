@@ -108,6 +108,24 @@ def _candidates(runs: Sequence[RunInfo]) -> str:
     return "; ".join(f"{r.label} (run {r.run_id}, {r.root})" for r in runs)
 
 
+def split_selectors(values: Sequence[str] | None) -> list[str]:
+    """Comma-separated selectors → selectors, keeping `model/method@a=1,b=2` whole.
+
+    A variant's parameters are comma-separated too, so a piece like `b=2` (a `=` and no `/`; run ids
+    have neither) continues the selector before it rather than starting a new one.
+    """
+    selectors: list[str] = []
+    for value in values or []:
+        for piece in (p.strip() for p in value.split(",")):
+            if not piece:
+                continue
+            if "=" in piece and "/" not in piece and selectors and "@" in selectors[-1]:
+                selectors[-1] += f",{piece}"
+            else:
+                selectors.append(piece)
+    return selectors
+
+
 def select_run(runs: Sequence[RunInfo], selector: str) -> RunInfo:
     """One run by id / id prefix / folder, or by `model/method[@k=v,...]` (no @ = default parameters)."""
     selector = selector.strip()

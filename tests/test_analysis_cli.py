@@ -207,3 +207,21 @@ def test_agree_on_two_scorers(results: Path, capsys, tmp_path: Path) -> None:
     assert np.isclose(data["spearman"]["ci_high"], -1)
     status, _, err = run_cli(capsys, "agree", "--task", "tiny", "--scorers", "dummy", "--output", results)
     assert status == 2 and "two different scorers" in err
+
+
+def test_selectors_keep_multi_parameter_variants_whole() -> None:
+    """`--against a/b@x=1,y=2,c/d` is two selectors; the label a run shows can be pasted back as printed."""
+    from imgbench.selection import RunInfo, select_run, split_selectors
+
+    assert split_selectors(["sdxl/img@ip_scale=0.4,steps=3,sdxl/base", "79f3a5ed211a,  ,sdxl/img"]) == \
+        ["sdxl/img@ip_scale=0.4,steps=3", "sdxl/base", "79f3a5ed211a", "sdxl/img"]
+    assert split_selectors([","]) == []
+
+    def run(run_id: str, variant: dict) -> RunInfo:
+        return RunInfo(root=Path(run_id), run_id=run_id, task="t", model="sdxl", method="img", variant=variant,
+                       manifest={})
+
+    runs = [run("aaa", {"ip_scale": 0.4}), run("bbb", {"ip_scale": 0.4, "steps": 3}), run("ccc", {})]
+    assert runs[1].label == "sdxl/img@ip_scale=0.4,steps=3"
+    assert [select_run(runs, s).run_id for s in split_selectors([f"{runs[1].label},{runs[0].label},sdxl/img"])] \
+        == ["bbb", "aaa", "ccc"]

@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
     from imgbench.agreement import agreement
     from imgbench.cli.console import output_console
     from imgbench.errors import UserError
-    from imgbench.selection import load_scores, scan_runs, scorer_key, select_run
+    from imgbench.selection import load_scores, scan_runs, scorer_key, select_run, split_selectors
 
     names = [n.strip() for n in args.scorers.split(",") if n.strip()]
     if len(names) != 2 or names[0] == names[1]:
@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
                         f"{args.scorers!r}.")
     runs = scan_runs(args.output, args.task)
     if args.runs:
-        runs = list(dict.fromkeys(select_run(runs, s) for v in args.runs for s in v.split(",") if s.strip()))
+        runs = list(dict.fromkeys(select_run(runs, s) for s in split_selectors(args.runs)))
     else:
         def has(run, name: str) -> bool:
             return any(k == name or k.split("@")[0] == name for k in run.store.scorer_keys())

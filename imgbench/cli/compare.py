@@ -77,11 +77,11 @@ def main(args: argparse.Namespace) -> int:
     from imgbench.cli.common import scorer_names
     from imgbench.cli.console import output_console
     from imgbench.comparison import compare_runs
-    from imgbench.selection import load_comparable, scan_runs, select_run
+    from imgbench.selection import load_comparable, scan_runs, select_run, split_selectors
 
     runs = scan_runs(args.output, args.task)
     baseline = select_run(runs, args.baseline)
-    against = [select_run(runs, s) for v in args.against for s in v.split(",") if s.strip()]
+    against = [select_run(runs, s) for s in split_selectors(args.against)]
     console = output_console()
     results = []
     for scorer in scorer_names(args) or _task_scorers(args.task):

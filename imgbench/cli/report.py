@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     from imgbench.cli.console import output_console
     from imgbench.errors import UserError
     from imgbench.html_report import render_html
-    from imgbench.selection import scan_runs, select_run
+    from imgbench.selection import scan_runs, select_run, split_selectors
     from imgbench.util.io import atomic_write_text
 
     tasks = _split(args.task)
@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
         if missing:
             raise UserError(f"no runs for task(s) {', '.join(missing)} under {args.output}/runs.")
     if args.runs:
-        runs = list(dict.fromkeys(select_run(runs, s) for s in _split(args.runs)))
+        runs = list(dict.fromkeys(select_run(runs, s) for s in split_selectors(args.runs)))
     board = report.build_leaderboard(runs, _split(args.scorer) or None, seed=args.seed)
     out = Path(args.out) if args.out else Path(args.output) / "report"
     out.mkdir(parents=True, exist_ok=True)
