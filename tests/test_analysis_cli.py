@@ -78,6 +78,26 @@ def test_compare_bad_inputs_exit_2(results: Path, capsys, args: list[str], messa
     assert status == 2 and message in err
 
 
+def test_more_bad_inputs_exit_2_and_json_goes_into_new_folders(results: Path, capsys, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (["compare", "--task", "tiny", "--baseline", "dummy/base", "--against", ","], "--against names no run"),
+        (["compare", "--task", "tiny", "--baseline", "dummy/base", "--against", "dummy/dummy", "--json",
+          afile / "c.json"], "is not a folder"),
+        (["report", "--out", afile], "is not a folder"),
+        (["report", "--html-prompts", "-1", "--out", tmp_path / "r"], "--html-prompts"),
+        (["plot", "--task", "tiny", "--method", "dummy", "--param", "salt", "--out", afile], "is not a folder"),
+    ]
+    for args, message in cases:
+        status, _, err = run_cli(capsys, *args, "--output", results)
+        assert status == 2 and message in " ".join(err.split()), (args, err)
+    nested = tmp_path / "new" / "deeper" / "cmp.json"
+    status, _, _ = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against", "dummy/dummy",
+                           "--output", results, "--json", nested, "--no-tags")
+    assert status == 0 and json.loads(nested.read_text())[0]["baseline"] == "dummy/base"
+
+
 def test_ambiguous_selector_lists_candidates(tmp_path: Path, capsys) -> None:
     output = tmp_path / "results"
     make_runs(output, ("base", []))

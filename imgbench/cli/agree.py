@@ -31,6 +31,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from imgbench.agreement import agreement
+    from imgbench.cli.common import output_folder
     from imgbench.cli.console import output_console
     from imgbench.errors import UserError
     from imgbench.selection import load_scores, scan_runs, scorer_key, select_run, split_selectors
@@ -87,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
     console.print(f"cluster bootstrap over prompts, {result.bootstrap['samples']} draws, seed {args.seed}; a pair "
                   f"tied only by {names[1]} counts ½.")
     if args.json:
+        output_folder(Path(args.json).parent, "the folder of --json")
         Path(args.json).write_text(json.dumps({"task": args.task, "reference": key_a, "other": key_b,
                                                "runs": [r.run_id for r in runs], **result.to_dict()}, indent=2),
                                    encoding="utf-8")

@@ -35,12 +35,16 @@ def _split(values: list[str] | None) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     from imgbench import report
+    from imgbench.cli.common import output_folder
     from imgbench.cli.console import output_console
     from imgbench.errors import UserError
     from imgbench.html_report import render_html
     from imgbench.selection import scan_runs, select_run, split_selectors
     from imgbench.util.io import atomic_write_text
 
+    if args.html_prompts < 0:
+        raise UserError(f"--html-prompts is the number of prompts shown with images per task (0 for none), got "
+                        f"{args.html_prompts}.")
     tasks = _split(args.task)
     if args.runs and len(tasks) != 1:
         raise UserError("--runs names runs on one task: give exactly one --task with it.")
@@ -53,8 +57,7 @@ def main(args: argparse.Namespace) -> int:
     if args.runs:
         runs = list(dict.fromkeys(select_run(runs, s) for s in split_selectors(args.runs)))
     board = report.build_leaderboard(runs, _split(args.scorer) or None, seed=args.seed)
-    out = Path(args.out) if args.out else Path(args.output) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(Path(args.out) if args.out else Path(args.output) / "report", "the report folder")
     for name, renderer in FILES.items():
         atomic_write_text(out / name, getattr(report, renderer)(board))
     atomic_write_text(out / "index.html", render_html(board, out.resolve(), args.html_prompts))
