@@ -156,6 +156,8 @@ def test_report_writes_leaderboards_matching_item_scores(results: Path, capsys, 
     assert r"\textbf{" + f"{float(best['mean']):.4f}" + "}" in latex and r"\bottomrule" in latex
     html = (out / "index.html").read_text()
     assert html.count("<img ") == 3 * 6 * 2 and "a red apple on a table" in html
+    # the dummy method's JSON artefact is shown under each of its images (base runs have none)
+    assert html.count("<summary>note</summary>") == 2 * 6 * 2 and "&quot;seed&quot;: 1" in html
     assert "http" not in html  # self-contained: relative links only
 
 
