@@ -113,3 +113,21 @@ def test_validate_reports_a_changed_copy_as_a_problem_not_a_note(tmp_path, monke
     assert "problem: task 'drawbench': the prompts read from" in out and "pins b09cd154" in out
     assert "note: task 'tifa': no local copy and downloads are off" in out  # absent data stays a note
     assert "validate: 1 problem(s)" in out
+
+
+def test_report_on_a_suite_run_reads_texts_with_data_dir_and_still_works_without(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("IMGBENCH_DATA_DIR", raising=False)
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
+    results, suites = str(tmp_path / "results"), str(shared_suites())
+    assert main(["run", "--task", "drawbench-counting", "--data-dir", suites, "--model", "dummy", "--method", "dummy",
+                 "--scorer", "dummy", "--seeds", "0", "--limit", "2", "--output", results]) == 0
+    assert main(["report", "--output", results, "--data-dir", suites]) == 0
+    page = (tmp_path / "results" / "report" / "index.html").read_text()
+    assert "<h3>35: One car on the street.</h3>" in page
+    caplog.clear()
+    # without the suite's data the numbers are still reported; the page shows ids and the log says why
+    assert main(["report", "--output", results]) == 0
+    page = (tmp_path / "results" / "report" / "index.html").read_text()
+    assert "<h3>35: (prompt 35)</h3>" in page
+    assert "prompt ids without their text" in caplog.text and "drawbench/DrawBench Prompts.csv" in caplog.text

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from imgbench.cli.common import add_data_dir_option
+
 EXAMPLES = """examples:
   imgbench report --output results
   imgbench report --output results --task tiny --scorer dummy --out results/report-tiny
   imgbench report --output results --runs dummy/base,dummy/dummy@salt=x --task tiny
+  imgbench report --output results --task drawbench --data-dir ~/suites
 """
 
 FILES = {"leaderboard.md": "to_markdown", "leaderboard.csv": "to_csv", "leaderboard.json": "to_json",
@@ -26,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="where to write the report (default: OUTPUT/report)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (0)")
     parser.add_argument("--html-prompts", type=int, default=50, help="prompts per task shown with images (50)")
+    add_data_dir_option(parser)  # the HTML report shows prompt texts, read from the suites
     parser.set_defaults(handler=main)
 
 
