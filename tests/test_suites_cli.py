@@ -131,3 +131,14 @@ def test_report_on_a_suite_run_reads_texts_with_data_dir_and_still_works_without
     page = (tmp_path / "results" / "report" / "index.html").read_text()
     assert "<h3>35: (prompt 35)</h3>" in page
     assert "prompt ids without their text" in caplog.text and "drawbench/DrawBench Prompts.csv" in caplog.text
+
+
+def test_validate_every_task_against_the_shared_copies_is_clean(tmp_path, monkeypatch, capsys):
+    """Declared sizes and tag counts match the data for every suite present; absent or partial copies are notes."""
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["validate", "--data-dir", str(shared_suites())]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "problem" not in out
+    assert "note: task 'hpdv2-3400': the local copy" in out and "lacks 'drawbench.json'" in out

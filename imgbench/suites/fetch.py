@@ -66,8 +66,8 @@ class Located:
 
 
 class DataUnavailable(UserError):
-    """The files are neither local nor downloadable right now (offline, network or source down): a fixable
-    absence, which `imgbench validate` reports as a note, unlike damaged or changed data (a problem)."""
+    """Files missing from the local copy, or not downloadable right now (offline, network or source down): a
+    fixable absence, which `imgbench validate` reports as a note, unlike damaged or changed data (a problem)."""
 
 
 def is_offline() -> bool:
@@ -167,7 +167,7 @@ def locate(remote: Remote) -> Located:
         folder = root / remote.data_dir
         missing = [n for n in remote.files if not _present(folder, n)]
         if missing:
-            raise UserError(f"{remote.what}: the local copy {folder} lacks {', '.join(map(repr, missing))}. "
+            raise DataUnavailable(f"{remote.what}: the local copy {folder} lacks {', '.join(map(repr, missing))}. "
                             f"Complete it: {_manual_instructions(remote, missing)}.")
         logger.info("%s: reading the local copy in %s", remote.what, folder)
         return Located(folder, "data dir")
