@@ -90,3 +90,17 @@ def test_hpdv2_3400_adds_hpdv2_drawbench_as_fifth_style(data):
     assert len(task.prompts) == spec.size == 3400
     assert Counter(t for p in task.prompts for t in p.tags) == spec.tags
     assert task.prompts[-1].id == "drawbench_199"
+
+
+@pytest.mark.parametrize(("image_ids", "skills"), [(["00001", "abc"], {"basic": [1]}),
+                                                   (["00001"], {"basic": ["x1"]}),
+                                                   (["00001"], {"basic": 1})])
+def test_genai_bench_damaged_ids_are_a_user_error(data, image_ids, skills):
+    from imgbench.errors import UserError
+
+    folder = data / "genai_bench_1600"
+    folder.mkdir()
+    (folder / "genai_image.json").write_text(json.dumps({i: {"prompt": f"p {i}"} for i in image_ids}))
+    (folder / "genai_skills.json").write_text(json.dumps(skills))
+    with pytest.raises(UserError, match="genai_(image|skills).json"):
+        load_task(catalog.tasks().get("genai-bench").spec)

@@ -12,6 +12,18 @@ from imgbench.util.text import parse_key_values, parse_seeds, parse_tags
 DTYPES = ("fp32", "fp16", "bf16")
 
 
+def output_folder(path: str | Path, what: str) -> Path:
+    """Create the folder a command writes into; a path that is a file or cannot be created is the user's to fix."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} {folder} exists and is not a folder; give a folder path.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {what} {folder} ({exc.strerror or exc}); give a writable folder.") from None
+    return folder
+
+
 def add_task_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("task")
     group.add_argument("--task", help="task name (see `imgbench ls tasks`)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 EXAMPLES = """examples:
   imgbench plot --task tiny --method dummy --param salt --baseline dummy/base --out plots
@@ -29,6 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from imgbench import catalog, plots
+    from imgbench.cli.common import output_folder
     from imgbench.cli.console import output_console
     from imgbench.comparison import compare_runs, unique_labels
     from imgbench.errors import UserError
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
                             f"{', '.join(run.manifest['identity']['method'].get('params', {})) or '(none)'}.")
         rest = format_variant({k: v for k, v in run.variant.items() if k != args.param})
         series.setdefault(f"{run.model}/{run.method}" + (f"@{rest}" if rest else ""), []).append((value, label))
-    out = Path(args.out)
+    out = output_folder(args.out, "the plot folder")
     paths = plots.plot_sweep(comparison, series, args.param, out, baseline=labels[0] if baseline else None)
     paths += plots.plot_tags(comparison, labels, out)
     if baseline:

@@ -101,6 +101,15 @@ def tifa(source: PromptSource, folder: Path) -> list[Prompt]:
     return parse_rows(rows, source, str(path))
 
 
+def _numeric_id(value: Any, path: Path) -> int:
+    """GenAI-Bench ids are numbers ('00001' in one file, 1 in the other); anything else means a damaged copy."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: prompt id {value!r} is not a number; GenAI-Bench ids are numeric "
+                        f"(e.g. '00001'), so this copy is damaged or not GenAI-Bench.") from None
+
+
 def genai_bench(source: PromptSource, folder: Path) -> list[Prompt]:
     """GenAI-Bench: `genai_image.json` (id → prompt, per-model human ratings) + `genai_skills.json` (skill → ids).
 
@@ -113,10 +122,12 @@ def genai_bench(source: PromptSource, folder: Path) -> list[Prompt]:
         raise UserError(f"{image_path} and {skills_path} must each hold a JSON object.")
     by_id: dict[int, list[str]] = {}
     for skill, ids in skills.items():
+        if not isinstance(ids, list):
+            raise UserError(f"{skills_path}: skill {skill!r} should map to a list of prompt ids.")
         for prompt_id in ids:
-            by_id.setdefault(int(prompt_id), []).append(skill)
+            by_id.setdefault(_numeric_id(prompt_id, skills_path), []).append(skill)
     rows = []
-    for key in sorted(images, key=int):
+    for key in sorted(images, key=lambda k: _numeric_id(k, image_path)):
         entry = images[key]
         if not isinstance(entry, dict):
             raise UserError(f"{image_path}: entry {key!r} is not an object.")
