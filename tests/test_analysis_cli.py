@@ -247,3 +247,9 @@ def test_selectors_keep_multi_parameter_variants_whole() -> None:
     assert runs[1].label == "sdxl/img@ip_scale=0.4,steps=3"
     assert [select_run(runs, s).run_id for s in split_selectors([f"{runs[1].label},{runs[0].label},sdxl/img"])] \
         == ["bbb", "aaa", "ccc"]
+
+
+def test_sweep_says_when_two_points_are_one_run(tmp_path: Path, capsys) -> None:
+    status, text, _ = run_cli(capsys, "sweep", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--param",
+                              "delay=0,0.001", "--seeds", "0", "--output", tmp_path)
+    assert status == 0 and "note: delay=0.001 is the same run as delay=0" in text

@@ -11,13 +11,14 @@ never hashes of the text: HPDv2 and TIFA repeat texts.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from imgbench.api.records import Prompt
 from imgbench.api.specs import PromptSource
 from imgbench.errors import UserError
-from imgbench.prompts import parse_rows
+from imgbench.prompts import content_sha256, parse_rows
 
 
 def _read(path: Path) -> str:
@@ -89,6 +90,23 @@ def hpdv2(source: PromptSource, folder: Path) -> list[Prompt]:
         style = _stem(path)
         rows.extend({"id": f"{style}_{i}", "text": text, "style": style} for i, text in enumerate(texts))
     return parse_rows(rows, source, str(folder))
+
+
+def hpdv2_with_drawbench(source: PromptSource, folder: Path) -> list[Prompt]:
+    """hpdv2-3400: the four style files, verified against `hpdv2`'s pin, plus HPDv2's unpinned drawbench.json.
+
+    Only drawbench.json lacks a verifiable reference; the 3,200 style prompts must still be exactly
+    the published ones.
+    """
+    from imgbench import catalog
+
+    styles = catalog.tasks().get("hpdv2").spec.prompts
+    prompts = hpdv2(replace(source, files=styles.files), folder)
+    if content_sha256(prompts) != styles.content_sha256:
+        raise UserError(f"{folder}: the four HPDv2 style files differ from the published lists (content checksum "
+                        f"{content_sha256(prompts)}, task 'hpdv2' pins {styles.content_sha256}); replace them with "
+                        f"unmodified copies.")
+    return prompts + hpdv2(replace(source, files=tuple(f for f in source.files if f not in styles.files)), folder)
 
 
 def tifa(source: PromptSource, folder: Path) -> list[Prompt]:
