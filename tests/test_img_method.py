@@ -137,3 +137,11 @@ def test_missing_defaults_exit_2_naming_what_is_missing(tmp_path, capsys) -> Non
     assert cli(["run", "--method", "img", "--model", "dummy", "--task", "tiny", "--output", str(tmp_path)]) == 2
     message = capsys.readouterr().err
     assert "aligner" in message and "mllm" in message and "methods/img/" in message
+
+
+@pytest.mark.parametrize(("arg", "message"), [("device=tpu", "expected cpu, cuda"), ("ip_scale=-0.2", "ip_scale"),
+                                              ("passes=0", "at least 1")])
+def test_bad_method_args_exit_2_before_any_generation(inputs, tmp_path, capsys, arg, message) -> None:
+    assert cli(img_args(inputs, tmp_path / "results", arg)) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.glob("results/runs/*/*/*/*/images/*/*.png"))

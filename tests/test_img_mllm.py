@@ -129,3 +129,10 @@ def test_load_mllm_converts_original_format_once(converted, tmp_path, monkeypatc
     monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
     with pytest.raises(UserError, match="downloads are off"):
         load_mllm("someone/not-cached-model")
+    # The fix names a command that exists with the installed huggingface_hub (>= 1.0 has only `hf`).
+    from imgbench.mllm.weights import resolve_file, resolve_weights
+
+    with pytest.raises(UserError, match=r"`hf download shi-labs/IMG --include 'llava/\*'`"):
+        resolve_weights("shi-labs/IMG/llava")
+    with pytest.raises(UserError, match="`hf download shi-labs/IMG aligner_sdxl.pth`"):
+        resolve_file("shi-labs/IMG/aligner_sdxl.pth")

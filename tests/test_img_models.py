@@ -175,8 +175,6 @@ def test_two_rounds_on_sdxl(world) -> None:
     assert not np.array_equal(pixels(two.image), pixels(round1))
     second_input = torch.tensor(two.artefacts["tokens1"]["initial"])
     torch.testing.assert_close(second_input, model.encode_image([round1]).cpu()[0])  # round 2 reads round 1's image
-    second_input = torch.tensor(two.artefacts["tokens1"]["initial"])
-    torch.testing.assert_close(second_input, model.encode_image([round1]).cpu()[0])  # round 2 reads round 1's image
 
 
 def test_aligner_that_does_not_fit_the_model_is_a_user_error(world) -> None:

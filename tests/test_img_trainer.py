@@ -161,6 +161,21 @@ def test_cli_refuses_other_settings_on_resume_and_missing_inputs(cli_inputs, tmp
     assert cli(["train", "img", "--out", str(tmp_path / "x")]) == 2
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--batch-size", "0"), ("--steps", "-1"), ("--lr", "-1"),
+                                           ("--train-passes", "0"), ("--heads", "0"), ("--k", "0"),
+                                           ("--pairs", "no-such-pairs.jsonl")])
+def test_cli_bad_numbers_and_missing_pairs_exit_2_before_any_work(cli_inputs, tmp_path, capsys, flag, value) -> None:
+    root, llava, templates = cli_inputs
+    args = train_args(root, llava, templates, "never")
+    args[args.index("--cache") + 1] = str(tmp_path / "cache")  # a complete shared cache would skip the pairs check
+    if flag not in args:
+        args += [flag, "1"]
+    args[args.index(flag) + 1] = str(tmp_path / value) if flag == "--pairs" else value
+    assert cli(args) == 2
+    assert ("not found" if flag == "--pairs" else f"{flag} {value}") in capsys.readouterr().err
+    assert not (root / "never").exists() and not (tmp_path / "cache").exists()
+
+
 def test_train_dispatch_and_method_listing_never_import_torch() -> None:
     import subprocess
     import sys

@@ -179,3 +179,16 @@ def test_injected_backbone_identity_is_a_weight_digest():
     other = CLIPScore(backbone=tiny_clip_parts(seed=2), device="cpu").identity()
     assert one == same and one != other
     assert one["name"] == "clipscore" and "injected_sha256" in one["weights"]
+
+
+def test_bad_model_path_and_long_prompts_option_fail_at_construction(tmp_path):
+    """A missing local folder is not a hub id (no `hf download /path` advice); a bad option fails before scoring."""
+    from imgbench.errors import UserError
+    from imgbench.scorers.clipscore import CLIPScore
+
+    for missing in (str(tmp_path / "no-such-clip"), "./clip", "a/b/c"):
+        with pytest.raises(UserError, match="neither a local folder nor a hub id") as caught:
+            CLIPScore(model=missing, device="cpu")
+        assert "hf download" not in str(caught.value)
+    with pytest.raises(UserError, match="long_prompts must be"):
+        CLIPScore(backbone=tiny_clip_parts(), device="cpu", long_prompts="bogus")

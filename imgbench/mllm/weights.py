@@ -58,8 +58,12 @@ def folder_digest(folder: Path) -> str:
 def _hub_error(spec: str, exc: Exception) -> UserError:
     how = "it is not in the local hub cache and downloads are off (IMGBENCH_OFFLINE/HF_HUB_OFFLINE)" if offline() \
         else f"download failed ({type(exc).__name__}: {exc})"
-    return UserError(f"{spec!r}: {how}. Download it on a connected machine with `huggingface-cli download "
-                     f"{'/'.join(spec.split('/')[:2])}` or pass a local path.")
+    repo, sub = "/".join(spec.split("/")[:2]), "/".join(spec.split("/")[2:])
+    # A folder inside a repo is fetched with --include 'sub/*'; a file by its name.
+    what = f" --include '{sub}/*'" if sub and "." not in Path(sub).name else (f" {sub}" if sub else "")
+    return UserError(f"{spec!r}: {how}. Download it on a connected machine with `hf download {repo}{what}` "
+                     f"(huggingface_hub < 1.0: `huggingface-cli download {repo}{what}`), then copy the Hugging Face "
+                     f"cache ($HF_HOME/hub) here, or pass a local path.")
 
 
 def _split_hub(spec: str) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from typing import Any
 from PIL.Image import Image
 
 from imgbench.api.records import Prompt, ScoreResult
+from imgbench.errors import UserError
 from imgbench.scorers import clip
 from imgbench.scorers.base import BackboneScorer, torch_dtype
 from imgbench.scorers.hub import hub_snapshot
@@ -35,6 +36,8 @@ class CLIPScore(BackboneScorer):
     def __init__(self, model: str = "openai/clip-vit-large-patch14", revision: str | None = None,
                  long_prompts: str = "truncate", backbone: Any = None, device: str | None = None,
                  dtype: str = "fp32") -> None:
+        if long_prompts not in ("truncate", "error"):  # checked here, not after a run's images are generated
+            raise UserError(f"clipscore: long_prompts must be 'truncate' or 'error', got {long_prompts!r}.")
         self.model_id, self.revision = model, revision
         super().__init__(backbone, device, dtype, model=model, revision=revision, long_prompts=long_prompts)
 

@@ -140,6 +140,8 @@ def hub_snapshot(repo: str, what: str, files: list[str], weights: tuple[str, ...
         if weights and not any(any(local.glob(w)) for w in weights):
             raise UserError(f"{what}: folder {local} has none of the weight files {', '.join(weights)}.")
         return Weights(path=local, repo=str(local), revision="local-folder")
+    if repo.startswith(("/", ".", "~")) or repo.count("/") != 1:
+        raise UserError(f"{what}: {repo} is neither a local folder nor a hub id like 'owner/name'.")
     from huggingface_hub import snapshot_download
 
     def complete(path: str | None) -> bool:

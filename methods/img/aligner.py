@@ -154,7 +154,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"aligner checkpoint {path} not found; download it with "
-                        f"`huggingface-cli download shi-labs/IMG {path.name}` or train one with `imgbench train img`.")
+                        f"`hf download shi-labs/IMG {path.name}` or train one with `imgbench train img`.")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -61,6 +61,12 @@ class IMGMethod(Method):
                             f"{', '.join(GUIDANCE_SOURCES)}.")
         if passes < 1 or rounds < 1:
             raise UserError(f"passes and rounds must be at least 1, got passes={passes}, rounds={rounds}.")
+        if float(ip_scale) < 0:
+            raise UserError(f"ip_scale must be at least 0 (paper: 0.2), got {ip_scale}.")
+        if device is not None:
+            from imgbench.models.diffusers_base import resolve_device
+
+            device = resolve_device(device)  # an unknown or unavailable device is a UserError, not a crash later
         super().__init__(aligner=aligner, heads=heads, guidance=guidance, mllm=mllm, original_mllm=original_mllm,
                          conversation=conversation,
                          mllm_dtype=mllm_dtype, templates=templates, template=template, ip_scale=float(ip_scale),

@@ -148,6 +148,23 @@ def main(args: argparse.Namespace) -> int:
         return _train(args)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Numbers and paths checked before any model, MLLM or cache is touched (each is a UserError, exit 2)."""
+    from imgbench.errors import UserError
+
+    at_least_one = ("steps", "batch_size", "train_passes", "depth", "heads", "head_dim", "ff_mult", "k",
+                    "checkpoint_every", "log_every", "encode_batch")
+    bad = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in at_least_one if getattr(args, name) < 1]
+    bad += [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in ("lr", "weight_decay", "lam", "eval_every")
+            if getattr(args, name) < 0 or (name == "lr" and args.lr == 0)]
+    if bad:
+        raise UserError(f"train img: invalid {', '.join(bad)} (counts and sizes must be at least 1, --lr above 0, "
+                        f"--weight-decay, --lam and --eval-every at least 0).")
+    if args.pairs and not Path(args.pairs).exists():
+        raise UserError(f"pairs source {args.pairs} not found; make one with `imgbench pairs` or give Pick-a-Pic "
+                        f"parquet (a file or a folder of shards).")
+
+
 def _train(args: argparse.Namespace) -> int:
     from imgbench.methods.img.aligner import AlignerConfig
     from imgbench.methods.img.cache import CachedPairs, CacheOptions, build_cache, read_manifest
@@ -157,6 +174,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from imgbench.errors import UserError
 
+    _check_args(args)
     out = Path(args.out)
     cache_dir = Path(args.cache) if args.cache else out / "cache"
     manifest = read_manifest(cache_dir)
