@@ -34,13 +34,15 @@ def _check_params(cls: type, params: dict[str, Any], what: str, flag: str) -> No
                             f"Valid {flag} keys: {', '.join(valid) or '(none)'}.")
 
 
-def instantiate(spec: ComponentSpec, params: dict[str, Any], flag: str) -> Any:
+def instantiate(spec: ComponentSpec, params: dict[str, Any], flag: str, given: dict[str, Any] | None = None) -> Any:
+    """Construct a component; a rejected value names what the user gave (`given`), not every default."""
     cls = import_target(spec.target, spec.needs, what=f"{spec.kind} {spec.name!r}")
     _check_params(cls, params, f"{spec.kind} {spec.name!r}", flag)
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
-        raise UserError(f"{spec.kind} {spec.name!r}: invalid parameters {params}: {exc}") from None
+        shown = " ".join(f"{flag} {k}={v}" for k, v in (given or {}).items()) or f"no {flag} (defaults from its YAML)"
+        raise UserError(f"{spec.kind} {spec.name!r} rejected its parameters: {exc}. You gave: {shown}.") from None
 
 
 def build_model(name: str, model_args: dict[str, Any], device: str | None = None, dtype: str | None = None,
@@ -50,7 +52,7 @@ def build_model(name: str, model_args: dict[str, Any], device: str | None = None
     for key, value in (("device", device), ("dtype", dtype), ("model_path", model_path)):
         if value is not None:
             params[key] = value
-    return spec, instantiate(spec, params, "--model-arg")
+    return spec, instantiate(spec, params, "--model-arg", model_args)
 
 
 def resolve_method_params(method: ComponentSpec, model: ComponentSpec, method_args: dict[str, Any]) -> dict:
@@ -61,9 +63,9 @@ def resolve_method_params(method: ComponentSpec, model: ComponentSpec, method_ar
 def build_method(name: str, model_spec: ComponentSpec, method_args: dict[str, Any]) -> tuple[ComponentSpec, Method]:
     spec = catalog.methods().get(name).spec
     params = resolve_method_params(spec, model_spec, method_args)
-    return spec, instantiate(spec, params, "--method-arg")
+    return spec, instantiate(spec, params, "--method-arg", method_args)
 
 
 def build_scorer(name: str, scorer_args: dict[str, Any] | None = None) -> Scorer:
     spec = catalog.scorers().get(name).spec
-    return instantiate(spec, {**spec.params, **(scorer_args or {})}, "--scorer-arg")
+    return instantiate(spec, {**spec.params, **(scorer_args or {})}, "--scorer-arg", scorer_args)

@@ -24,6 +24,8 @@ RUN = "run", "--method"
     ((*BASE, "--method-arg", "slat=1"), "no parameter 'slat' — did you mean 'salt'"),
     ((*BASE, "--method-arg", "noequals"), "expects key=value"),
     ((*BASE, "--model-arg", "speed=2"), "model 'dummy' has no parameter 'speed'"),
+    ((*BASE, "--model-arg", "delay=soon"), "rejected its parameters: could not convert string to float: 'soon'. "
+                                           "You gave: --model-arg delay=soon."),
     ((*BASE, "--scorer-arg", "dummy.dealy=1"), "scorer 'dummy' has no parameter 'dealy' — did you mean 'delay'"),
     ((*BASE, "--scorer-arg", "clipscore.x=1"), "--scorer-arg names 'clipscore', which is not among the scorers run"),
     ((*BASE, "--scorer-arg", "delay=1"), "--scorer-arg expects SCORER.KEY=VALUE"),

@@ -122,6 +122,11 @@ def test_ls_and_validate(cli):
     assert status == 0 and "validate: ok" in stdout
 
 
+def test_validate_notes_unpinned_model_revisions(cli):
+    status, stdout, _ = cli("validate", "--task", "tiny")
+    assert status == 0 and "model 'sdxl': revision is unpinned; the served commit is recorded per run." in stdout
+
+
 def test_ls_does_not_import_torch():
     code = ("import sys; from imgbench.cli import main; main(['ls']); "
             "assert 'torch' not in sys.modules, 'ls imported torch'; print('clean')")
