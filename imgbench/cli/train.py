@@ -11,7 +11,9 @@ import argparse
 import importlib
 
 #: Trainer name → (module with add_arguments(parser) and main(args), one-line help).
-TRAINERS: dict[str, tuple[str, str]] = {}
+TRAINERS: dict[str, tuple[str, str]] = {
+    "shapes": ("imgbench.worlds.shapes.train_cli", "the shapes world: unet | eval | export"),
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
