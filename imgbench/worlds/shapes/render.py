@@ -75,7 +75,7 @@ def _apart(p: Placed, q: Placed) -> bool:
 def layout(spec: dict[str, Any], rng: np.random.Generator, canvas: int = CANVAS) -> list[Placed]:
     """Random non-touching placement of the spec's objects satisfying its relation (rejection sampling)."""
     items = _expand(spec, rng)
-    low, high = (7, 11) if len(items) <= 2 else (6, 9)
+    low, high = (7, 11) if len(items) <= 2 else (7, 9)
     relation = spec.get("relation")
     for _ in range(MAX_TRIES):
         placed: list[Placed] = []
