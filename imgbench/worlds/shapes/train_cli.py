@@ -63,7 +63,7 @@ TINY_TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("imgbench").setLevel(logging.INFO)  # training is long: its step log is the point
     import torch
 
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
