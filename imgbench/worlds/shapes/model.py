@@ -25,6 +25,9 @@ from imgbench.worlds.shapes.grammar import GRAMMAR_HELP, unknown_words
 from imgbench.worlds.shapes.render import CANVAS
 
 SHIPPED = Path(__file__).parent / "weights"
+#: Networks always run on chunks of exactly this many rows (the last one zero-padded): CPU kernels pick
+#: their blocking by batch size, so a free batch size changes the last float bits and, through CFG, pixels.
+CHUNK = 16
 PARTS = ("tokenizer", "text_encoder", "unet", "scheduler")
 
 
@@ -35,6 +38,23 @@ def weights_digest(folder: Path) -> str:
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def fixed_chunks(fn: Any, *tensors: Any) -> Any:
+    """fn over the rows of `tensors` in zero-padded chunks of CHUNK rows, so each row's result is the
+    same whatever else is in the batch (checked by the tests)."""
+    import torch
+
+    outs = []
+    for start in range(0, tensors[0].shape[0], CHUNK):
+        parts = [t[start:start + CHUNK] for t in tensors]
+        n = parts[0].shape[0]
+        padded = [torch.cat([p, p.new_zeros((CHUNK - n, *p.shape[1:]))]) if n < CHUNK else p for p in parts]
+        out = fn(*padded)
+        outs.append(tuple(o[:n] for o in out) if isinstance(out, tuple) else out[:n])
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(column) for column in zip(*outs, strict=True))
+    return torch.cat(outs)
 
 
 def check_vocabulary(texts: Sequence[str]) -> None:
@@ -100,7 +120,8 @@ class ShapesModel(Model):
         check_vocabulary(prompts)
         parts = self._load()
         with torch.no_grad():
-            states, _ = nets.encode(parts["text"], nets.tokenize(parts["tokenizer"], list(prompts)).to(self.device))
+            ids = nets.tokenize(parts["tokenizer"], list(prompts)).to(self.device)
+            states, _ = fixed_chunks(lambda i: nets.encode(parts["text"], i), ids)
         return states
 
     def generate(self, requests: Sequence[GenerationRequest], image_tokens: Any | None = None,
@@ -125,11 +146,12 @@ class ShapesModel(Model):
             texts = [r.prompt.text for r in requests]
             guided = self.guidance != 1.0
             ids = nets.tokenize(parts["tokenizer"], texts + ([""] * len(texts) if guided else []))
-            states, pooled = nets.encode(parts["text"], ids.to(self.device))
+            states, pooled = fixed_chunks(lambda i: nets.encode(parts["text"], i), ids.to(self.device))
             sampler.set_timesteps(self.steps)
             for t in sampler.timesteps:
                 model_in = torch.cat([latents, latents]) if guided else latents
-                out = unet(model_in, t, encoder_hidden_states=states, class_labels=pooled).sample
+                out = fixed_chunks(lambda x, s, p, t=t: unet(x, t, encoder_hidden_states=s, class_labels=p).sample,
+                                   model_in, states, pooled)
                 if guided:
                     cond, uncond = out.chunk(2)
                     out = uncond + self.guidance * (cond - uncond)

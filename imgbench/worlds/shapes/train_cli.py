@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--seeds", default="0", help="comma-separated seeds")
     ev.add_argument("--split", default="val", choices=["val", "test", "train"])
     ev.add_argument("--steps", type=int, default=None, help="only this snapshot step")
+    ev.add_argument("--sample-steps", type=int, default=25, help="DDIM steps")
     ev.add_argument("--threads", type=int, default=1)
 
     ex = sub.add_parser("export", help="copy a snapshot into the package's weights/ with a manifest")
@@ -106,7 +107,7 @@ def _eval(args: argparse.Namespace) -> int:
     for folder in _snapshots(workdir, args.steps):
         for guidance in guidances:
             tick = time.monotonic()
-            result = evaluate_snapshot(folder, args.split, guidance, seeds)
+            result = evaluate_snapshot(folder, args.split, guidance, seeds, steps=args.sample_steps)
             result.update(snapshot=folder.name, seconds=round(time.monotonic() - tick, 1))
             with results_path.open("a") as handle:
                 handle.write(json.dumps(result) + "\n")
