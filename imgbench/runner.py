@@ -133,6 +133,7 @@ def open_run(plan: RunPlan) -> None:
         **environment_facts(plan.request.command),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "item_set": item_set(plan),
+        "task_data": plan.task.origin,
         "shard": f"{plan.request.shard.index}/{plan.request.shard.count}",
         "batch_size": plan.request.batch_size,
     })

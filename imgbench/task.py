@@ -16,6 +16,8 @@ from imgbench.api.registry import import_target
 from imgbench.api.specs import PromptSource, TaskSpec
 from imgbench.errors import UserError
 from imgbench.prompts import content_sha256, read_prompt_file
+from imgbench.util.text import slugify
+from imgbench.util.yamlfile import load_yaml_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class Task:
     spec: TaskSpec
     prompts: list[Prompt]
     checksum: str
+    origin: str = ""
+    """Where the prompts were read from (a file, or a suite folder and whether data dir, cache or download)."""
 
     def identity(self) -> dict[str, Any]:
         """What keys the run cache: name, version and the content checksum of the prompts."""
@@ -49,32 +53,60 @@ class Task:
         return chosen
 
 
-def _load_prompts(spec: TaskSpec) -> list[Prompt]:
+def _load_prompts(spec: TaskSpec) -> tuple[list[Prompt], str]:
+    """The task's full prompt list (before `select_tags`) and where it was read from."""
     source = spec.prompts
     base = spec.yaml_path.parent if spec.yaml_path else Path.cwd()
+    if source.files:
+        from imgbench.suites.fetch import locate
+
+        located = locate(remote_of(spec))
+        if source.loader:
+            loader = import_target(source.loader, what=f"prompt loader of task {spec.name!r}")
+            return loader(source, located.folder), located.describe()
+        if len(source.files) != 1:
+            raise UserError(f"task {spec.name!r} ({spec.yaml_path}) lists {len(source.files)} files but no "
+                            f"prompts.loader to combine them.")
+        return read_prompt_file(located.folder / source.files[0], source), located.describe()
     if source.loader:
         loader = import_target(source.loader, what=f"prompt loader of task {spec.name!r}")
-        return loader(source, base)
+        return loader(source, base), str(base)
     if source.path:
-        return read_prompt_file(base / source.path, source)
+        return read_prompt_file(base / source.path, source), str(base / source.path)
     raise UserError(f"task {spec.name!r} ({spec.yaml_path}) does not say where its prompts are: "
-                    f"set prompts.path or prompts.loader.")
+                    f"set prompts.path, prompts.files or prompts.loader.")
+
+
+def remote_of(spec: TaskSpec):  # -> imgbench.suites.fetch.Remote (import kept lazy)
+    """The published files of a task whose prompts block names `files:` (data_dir defaults to the task name)."""
+    from imgbench.suites.fetch import Remote
+
+    source = spec.prompts
+    return Remote(what=f"task {spec.name!r}", data_dir=source.data_dir or spec.name, files=source.files,
+                  url=source.url)
 
 
 def load_task(spec: TaskSpec) -> Task:
-    """Load and verify a task's prompts; a checksum mismatch is an error, never a warning."""
-    prompts = _load_prompts(spec)
+    """Load and verify a task's prompts; a checksum mismatch is an error, never a warning.
+
+    The pinned checksum covers the whole published list, so it is checked before `select_tags`
+    takes a subset; the task's own checksum (its run identity) is that of the prompts it keeps.
+    """
+    prompts, origin = _load_prompts(spec)
+    expected = spec.prompts.content_sha256
+    if expected:
+        seen = content_sha256(prompts)
+        if expected != seen:
+            raise UserError(f"task {spec.name!r}: the prompts read from {origin} have content checksum {seen}, "
+                            f"but the task YAML ({spec.yaml_path}) pins {expected}. The data differs from the "
+                            f"published list (a changed, missing or extra prompt); replace it with an unmodified "
+                            f"copy (delete a cached copy to download it again).")
     if spec.select_tags:
-        prompts = [p for p in prompts if set(p.tags) & set(spec.select_tags)]
+        wanted = {slugify(t) for t in spec.select_tags}
+        prompts = [p for p in prompts if set(p.tags) & wanted]
         if not prompts:
             raise UserError(f"task {spec.name!r}: select_tags {list(spec.select_tags)} match no prompt.")
-    checksum = content_sha256(prompts)
-    expected = spec.prompts.content_sha256
-    if expected and expected != checksum:
-        raise UserError(f"task {spec.name!r}: the prompts' content checksum is {checksum}, but the task YAML "
-                        f"({spec.yaml_path}) pins {expected}. The prompt data differs from the published list; "
-                        f"re-download it or point IMGBENCH_DATA_DIR at an unmodified copy.")
-    return Task(spec=spec, prompts=prompts, checksum=checksum)
+    return Task(spec=spec, prompts=prompts, checksum=content_sha256(prompts), origin=origin)
 
 
 def task_from_prompt_file(path: str | Path, text_column: str = "text", id_column: str | None = None,
@@ -94,5 +126,7 @@ def resolve_task(name: str | None, prompts_file: str | None = None, **prompt_opt
         return task_from_prompt_file(prompts_file, **prompt_options)
     if not name:
         raise UserError("no task given: use --task NAME (see `imgbench ls tasks`) or --prompts FILE.")
+    if name.endswith((".yaml", ".yml")):
+        return TaskSpec.from_yaml(load_yaml_mapping(name))
     return catalog.tasks().get(name).spec
 

@@ -71,13 +71,16 @@ class PromptSource:
     metadata_columns: tuple[str, ...] = ()
     """Columns kept in the prompt record's metadata (e.g. GenEval's include/exclude)."""
     loader: str | None = None
-    """A 'module:function' parser for formats the generic reader cannot express (data, not logic, stays in YAML)."""
+    """A 'module:function(source, folder) -> prompts' parser for layouts the generic reader cannot express
+    (data, not logic, stays in YAML; see imgbench.suites.parsers)."""
     url: str | None = None
-    """Official download URL of the upstream file."""
+    """Official source: one file's URL; a template with '{file}' filled with each of `files`; or an archive
+    (.tar.gz / GitHub codeload tarball) whose '#sub/folder' fragment holds `files`."""
     files: tuple[str, ...] = ()
-    """Upstream file names inside the suite's data folder (IMGBENCH_DATA_DIR/<data_dir>/...)."""
+    """Upstream file names inside the suite's data folder (a name ending in '/' is a whole folder). Setting
+    them makes the task a published suite: read from IMGBENCH_DATA_DIR/<data_dir>/, else the cache, else `url`."""
     data_dir: str | None = None
-    """Subfolder of IMGBENCH_DATA_DIR holding a local copy laid out as upstream."""
+    """Subfolder of the data dir and the cache holding the upstream layout (default: the task name)."""
     content_sha256: str | None = None
     """sha256 of the parsed prompt records (id, text, tags) in canonical form; a mismatch is an error."""
 

@@ -24,6 +24,11 @@ SUBCOMMANDS = {
     "show": "show",
     "validate": "validate",
     "train": "train",
+    "compare": "compare",
+    "report": "report",
+    "plot": "plot",
+    "agree": "agree",
+    "sweep": "sweep",
 }
 
 logger = logging.getLogger("imgbench")
@@ -58,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        from imgbench.suites.fetch import data_dir_override
+
+        with data_dir_override(getattr(args, "data_dir", None)):
+            return int(args.handler(args) or 0)
     except UserError as exc:
         if args.debug:
             raise

@@ -16,6 +16,12 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--task", help="task name (see `imgbench ls tasks`)")
     group.add_argument("--prompts", metavar="FILE", help="your own prompts: TXT (one a line), CSV/TSV, JSONL or JSON")
     group.add_argument("--text-column", default="text", help="column holding the prompt text in --prompts (text)")
+    add_data_dir_option(group)
+
+
+def add_data_dir_option(parser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", help="local copies of published suites, one subfolder each as "
+                        "upstream (default: $IMGBENCH_DATA_DIR, else the cache, else download)")
 
 
 def add_selection_options(parser: argparse.ArgumentParser) -> None:

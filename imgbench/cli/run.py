@@ -15,6 +15,7 @@ from imgbench.cli.common import (
 EXAMPLES = """examples:
   imgbench run --method dummy --model dummy --task tiny --scorer dummy
   imgbench run --method img --task drawbench --model sdxl --seeds 0-3 --batch-size 4
+  imgbench run --task drawbench --tags counting,colors --data-dir ~/suites --model sdxl --scorer clipscore
   imgbench run --prompts my_prompts.txt --model sdxl --scorer clipscore --shard 0/2
 """
 

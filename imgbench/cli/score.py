@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
         task = load_task(resolve_task(args.task, args.prompts, text_column=args.text_column))
         store = index_external_images(Path(args.images), task, Path(args.output))
         outcome = score_folder(store, task, scorer_names(args), args.batch_size, command_line())
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"folder: {outcome.store.root}")
     console.print("scored " + ", ".join(f"{name} {count}" for name, count in outcome.scored.items()))
     if outcome.metrics is not None:

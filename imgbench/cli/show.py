@@ -7,10 +7,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from imgbench.cli.common import add_data_dir_option
 from imgbench.errors import UserError
 
 EXAMPLES = """examples:
   imgbench show task tiny
+  imgbench show task drawbench --data-dir ../shared/suites
   imgbench show run results/runs/tiny/dummy/dummy/3f2a9c1b7d4e
   imgbench show run 3f2a9c1b7d4e --output results
 """
@@ -22,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("what", choices=["run", "task"])
     parser.add_argument("name", help="run folder or run id; or task name")
     parser.add_argument("--output", default="results", help="results folder to search for a run id")
+    add_data_dir_option(parser)
     parser.set_defaults(handler=main)
 
 
@@ -48,14 +51,16 @@ def _show_task(name: str) -> None:
 
     spec = catalog.tasks().get(name).spec
     task = load_task(spec)
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"[bold]{spec.name}[/] v{spec.version}: {spec.description}")
     for key, value in spec.source.items():
         console.print(f"  {key}: {value}")
     console.print(f"  prompts: {len(task.prompts)}  seeds: {list(spec.seeds)}  size: {spec.height}x{spec.width}")
     console.print(f"  scorers: {', '.join(spec.scorers) or '-'} (primary {spec.primary_scorer or '-'})  "
                   f"default model: {spec.default_model or '-'}")
-    console.print(f"  content sha256: {task.checksum}")
+    pinned = "published list verified" if spec.prompts.content_sha256 else "nothing pinned; runs record it"
+    console.print(f"  content sha256: {task.checksum} ({pinned})")
+    console.print(f"  data: {task.origin}")
     counts = Counter(t for p in task.prompts for t in p.tags)
     table = Table(title="tags")
     table.add_column("tag")
@@ -73,7 +78,7 @@ def _show_run(name: str, output: str) -> None:
 
     store = RunStore(find_run(name, output))
     manifest = store.read_manifest()
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"[bold]run {manifest['run_id']}[/] {manifest['task']} / {manifest['model']} / {manifest['method']}")
     console.print(f"folder: {store.root}")
     console.print(json.dumps(manifest["identity"], indent=2, sort_keys=True))

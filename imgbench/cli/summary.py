@@ -27,7 +27,7 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
 
 def print_outcome(outcome: Any) -> None:
     """Where the run is, what this invocation did, and the metrics if the item set is complete."""
-    console = Console()
+    console = Console(soft_wrap=True)
     plan = outcome.plan
     console.print(f"run {plan.run_id}: {plan.task.spec.name} / {plan.model_spec.name} / {plan.method_spec.name}")
     console.print(f"folder: {plan.store.root}")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from imgbench.cli.common import add_data_dir_option
+
 EXAMPLES = """examples:
   imgbench validate
   imgbench validate --task tiny
+  imgbench validate --task drawbench --data-dir ../shared/suites
 """
 
 
@@ -15,6 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("validate", help="check specs, targets and task data", epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", action="append", help="only these tasks (default: all)")
+    add_data_dir_option(parser)
     parser.set_defaults(handler=main)
 
 
@@ -43,6 +47,10 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
             problems.append(f"task {spec.name!r} ({spec.yaml_path}): unknown scorer {scorer!r}.")
     if spec.default_model and spec.default_model not in catalog.models():
         problems.append(f"task {spec.name!r} ({spec.yaml_path}): unknown default_model {spec.default_model!r}.")
+    if not spec.prompts.content_sha256 and not spec.prompts.path:
+        notes.append(f"task {spec.name!r}: no reference content checksum pinned (no verifiable copy of "
+                     f"{spec.source.get('url') or spec.prompts.url or 'its source'}); runs record the checksum "
+                     f"they see in run.json.")
     try:
         task = load_task(spec)
     except UserError as exc:
@@ -55,8 +63,6 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
         if counts.get(tag, 0) != declared:
             problems.append(f"task {spec.name!r}: declares {declared} prompts tagged {tag!r}, "
                             f"found {counts.get(tag, 0)}.")
-    if not spec.prompts.content_sha256 and not spec.prompts.path:
-        notes.append(f"task {spec.name!r}: no reference content checksum pinned; runs record the one they see.")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -65,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
     from imgbench import catalog
     from imgbench.errors import UserError
 
-    console = Console()
+    console = Console(soft_wrap=True)
     problems: list[str] = []
     notes: list[str] = []
     registries = {kind: catalog.registry(kind) for kind in catalog.KINDS}  # parses every YAML, strictly

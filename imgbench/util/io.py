@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from imgbench.util.failpoints import failpoint
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        failpoint(f"before-rename:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -91,8 +94,12 @@ class JsonlAppender:
             os.fsync(handle.fileno())
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
-        self._handle.write(line.encode("utf-8"))
+        data = (json.dumps(record, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
+        if os.environ.get("IMGBENCH_FAILPOINT") == f"partial-record:{self.path.name}":
+            self._handle.write(data[: len(data) // 2])  # simulate a kill in the middle of a write
+            self._handle.flush()
+            failpoint(f"partial-record:{self.path.name}")
+        self._handle.write(data)
         self._handle.flush()
         if self._fsync:
             os.fsync(self._handle.fileno())

@@ -1,0 +1,114 @@
+"""`imgbench compare`: is method A better than the baseline on this task, and by how much?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = """examples:
+  imgbench compare --task tiny --baseline dummy/base --against dummy/dummy,dummy/dummy@salt=x
+  imgbench compare --task drawbench --baseline sdxl/base --against sdxl/img,sdxl-dpo/base --scorer clipscore
+  imgbench compare --task tiny --baseline 79f3a5ed211a --against 58fce73645ed --shared --json cmp.json
+
+A run is named by its id (or a unique prefix) or by model/method[@k=v,...] (no @ = default parameters).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("compare", help="paired statistics of runs against a baseline", epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, help="task the runs were made on")
+    parser.add_argument("--baseline", required=True, metavar="RUN", help="the reference run (id or selector)")
+    parser.add_argument("--against", required=True, action="append", metavar="RUN,RUN",
+                        help="runs to compare with the baseline (repeatable or comma-separated)")
+    parser.add_argument("--scorer", action="append", help="scorers (repeatable or a,b; default: the task's)")
+    parser.add_argument("--output", default="results", help="results folder holding runs/ (results)")
+    parser.add_argument("--shared", action="store_true",
+                        help="compare over the items all runs share instead of refusing runs whose items differ")
+    parser.add_argument("--tie-tolerance", type=float, default=0.0, help="|Δ| ≤ this per prompt is a tie (0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws (0)")
+    parser.add_argument("--no-tags", action="store_true", help="skip the per-tag tables")
+    parser.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
+    parser.set_defaults(handler=main)
+
+
+def _task_scorers(task: str) -> list[str | None]:
+    from imgbench import catalog
+
+    if task in catalog.tasks():
+        spec = catalog.tasks().get(task).spec
+        return list(spec.scorers) or [None]
+    return [None]
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _p(x: float | None) -> str:
+    return "n/a" if x is None else (f"{x:.2e}" if x < 1e-3 else f"{x:.3f}")
+
+
+def render(result: dict[str, Any], block: dict[str, Any], title: str):
+    from rich.table import Table
+
+    arrow = "↑" if result["higher_is_better"] else "↓"
+    table = Table(title=title)
+    for column in ("run", f"mean {arrow} [95% CI]", "Δ vs baseline [95% CI]", "p perm (Holm)", "p Wilcoxon",
+                   "win/tie/loss", "verdict"):
+        table.add_column(column, justify="left" if column in ("run", "verdict") else "right",
+                         no_wrap=column != "verdict",
+                         min_width=max(len(label) for label in block["runs"]) if column == "run" else None)
+    for label, run in block["runs"].items():
+        mean = f"{_fmt(run['mean'])} [{_fmt(run['ci_low'])}, {_fmt(run['ci_high'])}]"
+        if label == result["baseline"]:
+            table.add_row(label, mean, "(baseline)", "", "", "", "")
+            continue
+        c = block["comparisons"][label]
+        table.add_row(label, mean, f"{c['mean_diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]",
+                      f"{_p(c['p_permutation'])} ({_p(c['p_holm'])})", _p(c["wilcoxon"]["p"]),
+                      f"{c['wins']}/{c['ties']}/{c['losses']}", c["verdict"])
+    return table
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from imgbench.cli.common import scorer_names
+    from imgbench.comparison import compare_runs
+    from imgbench.selection import load_comparable, scan_runs, select_run
+
+    runs = scan_runs(args.output, args.task)
+    baseline = select_run(runs, args.baseline)
+    against = [select_run(runs, s) for v in args.against for s in v.split(",") if s.strip()]
+    console = Console()
+    results = []
+    for scorer in scorer_names(args) or _task_scorers(args.task):
+        scores = load_comparable([baseline, *against], scorer)
+        result = compare_runs(scores[0], scores[1:], shared=args.shared, tie_tolerance=args.tie_tolerance,
+                              seed=args.seed)
+        results.append(result)
+        items = result["items"]
+        console.print(f"[bold]{args.task}[/] · scorer {result['scorer']} · {items['n_compared']} items "
+                      f"({items['n_prompts']} prompts) shared by all {len(against) + 1} runs; the prompt is the unit "
+                      f"(seeds averaged); percentile bootstrap, {result['bootstrap']['samples']} draws, seed "
+                      f"{args.seed}; Holm over {len(against)} comparison(s).")
+        for label, count in items["left_out"].items():
+            if count:
+                console.print(f"  {label}: {count} item(s) not in every run left out "
+                              f"({items['left_out_examples'][label]})")
+        for label, count in items["nonfinite"].items():
+            if count:
+                console.print(f"  [yellow]{label}: {count} non-finite score(s); those items are left out of every "
+                              f"run[/]")
+        console.print(render(result, result["overall"], f"{args.task} · {result['scorer']} · all prompts"))
+        if not args.no_tags:
+            for tag, block in result["by_tag"].items():
+                n = next(iter(block["runs"].values()))["n_prompts"]
+                console.print(render(result, block, f"tag {tag} ({n} prompts)"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True), encoding="utf-8")
+        console.print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,69 @@
+"""`imgbench plot`: ablation figures (metric vs a parameter, per-category bars, win rates) as PNG and SVG."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLES = """examples:
+  imgbench plot --task tiny --method dummy --param salt --baseline dummy/base --out plots
+  imgbench plot --task drawbench --method img --param ip_scale --model sdxl --baseline sdxl/base --scorer clipscore
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plot", help="ablation plots of a method parameter sweep", epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, help="task the runs were made on")
+    parser.add_argument("--method", required=True, help="the method whose parameter was swept")
+    parser.add_argument("--param", required=True, help="the swept parameter (the x axis)")
+    parser.add_argument("--model", action="append", help="only these models (repeatable or a,b; default: all)")
+    parser.add_argument("--baseline", metavar="RUN", help="reference run (id or model/method[@variant]) for the "
+                        "baseline band and the win-rate figure")
+    parser.add_argument("--scorer", help="scorer (default: the task's primary scorer)")
+    parser.add_argument("--output", default="results", help="results folder holding runs/ (results)")
+    parser.add_argument("--out", default="plots", help="folder for the figures (plots)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (0)")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from imgbench import catalog, plots
+    from imgbench.comparison import compare_runs, unique_labels
+    from imgbench.errors import UserError
+    from imgbench.selection import default_params, format_variant, load_comparable, scan_runs, select_run
+
+    runs = scan_runs(args.output, args.task)
+    models = [m.strip() for value in args.model or [] for m in value.split(",") if m.strip()]
+    sweep = [r for r in runs if r.method == args.method and (not models or r.model in models)]
+    if not sweep:
+        raise UserError(f"no runs of method {args.method!r} on task {args.task!r}"
+                        f"{' for ' + ', '.join(models) if models else ''}; make them with `imgbench sweep --method "
+                        f"{args.method} --param {args.param}=V1,V2 --task {args.task}`.")
+    baseline = select_run(runs, args.baseline) if args.baseline else None
+    sweep = [r for r in sweep if r != baseline]
+    primary = catalog.tasks().get(args.task).spec.primary_scorer if args.task in catalog.tasks() else None
+    scores = load_comparable([*([baseline] if baseline else []), *sweep], args.scorer, primary)
+    labels = unique_labels(scores)
+    comparison = compare_runs(scores[0], scores[1:], shared=True, seed=args.seed)
+    series: dict[str, list] = {}
+    for label, s in zip(labels, scores, strict=True):
+        run = s.run
+        if run == baseline:
+            continue
+        value = run.variant.get(args.param, default_params(run.method, run.model).get(args.param))
+        if value is None and args.param not in run.manifest["identity"]["method"].get("params", {}):
+            raise UserError(f"run {label} has no method parameter {args.param!r}; the method's parameters are "
+                            f"{', '.join(run.manifest['identity']['method'].get('params', {})) or '(none)'}.")
+        rest = format_variant({k: v for k, v in run.variant.items() if k != args.param})
+        series.setdefault(f"{run.model}/{run.method}" + (f"@{rest}" if rest else ""), []).append((value, label))
+    out = Path(args.out)
+    paths = plots.plot_sweep(comparison, series, args.param, out, baseline=labels[0] if baseline else None)
+    paths += plots.plot_tags(comparison, labels, out)
+    if baseline:
+        paths += plots.plot_win_rates(comparison, out)
+    Console().print(f"{args.task} · {comparison['scorer']} · {comparison['items']['n_compared']} shared items; wrote "
+                    + ", ".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,65 @@
+"""`imgbench report`: leaderboards (Markdown, CSV, JSON, LaTeX) and a static HTML report from run folders."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLES = """examples:
+  imgbench report --output results
+  imgbench report --output results --task tiny --scorer dummy --out results/report-tiny
+  imgbench report --output results --runs dummy/base,dummy/dummy@salt=x --task tiny
+"""
+
+FILES = {"leaderboard.md": "to_markdown", "leaderboard.csv": "to_csv", "leaderboard.json": "to_json",
+         "leaderboard.tex": "to_latex"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="leaderboards and an HTML report from the run folders",
+                                   epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default="results", help="results folder holding runs/ (results)")
+    parser.add_argument("--task", action="append", help="only these tasks (repeatable or a,b; default: all)")
+    parser.add_argument("--scorer", action="append", help="only these scorers (repeatable or a,b; default: all)")
+    parser.add_argument("--runs", action="append", metavar="RUN,RUN",
+                        help="only these runs (ids or model/method[@variant]; needs a single --task)")
+    parser.add_argument("--out", help="where to write the report (default: OUTPUT/report)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (0)")
+    parser.add_argument("--html-prompts", type=int, default=50, help="prompts per task shown with images (50)")
+    parser.set_defaults(handler=main)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from imgbench import report
+    from imgbench.errors import UserError
+    from imgbench.html_report import render_html
+    from imgbench.selection import scan_runs, select_run
+    from imgbench.util.io import atomic_write_text
+
+    tasks = _split(args.task)
+    if args.runs and len(tasks) != 1:
+        raise UserError("--runs names runs on one task: give exactly one --task with it.")
+    runs = scan_runs(args.output, tasks[0] if len(tasks) == 1 else None)
+    if len(tasks) > 1:
+        runs = [r for r in runs if r.task in tasks]
+        missing = sorted(set(tasks) - {r.task for r in runs})
+        if missing:
+            raise UserError(f"no runs for task(s) {', '.join(missing)} under {args.output}/runs.")
+    if args.runs:
+        runs = list(dict.fromkeys(select_run(runs, s) for s in _split(args.runs)))
+    board = report.build_leaderboard(runs, _split(args.scorer) or None, seed=args.seed)
+    out = Path(args.out) if args.out else Path(args.output) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, renderer in FILES.items():
+        atomic_write_text(out / name, getattr(report, renderer)(board))
+    atomic_write_text(out / "index.html", render_html(board, out.resolve(), args.html_prompts))
+    console = Console()
+    console.print(report.to_markdown(board), markup=False, highlight=False)
+    console.print(f"wrote {', '.join(str(out / n) for n in [*FILES, 'index.html'])}")
+    return 0

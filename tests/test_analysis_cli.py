@@ -1,0 +1,199 @@
+"""compare / report / sweep / plot / agree end to end on dummy-model runs, and their bad inputs (exit 2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from analysis_helpers import STANDARD, item_scores, make_runs, prompt_mean, run_dir
+
+from imgbench.api.records import Prompt, ScoreResult
+from imgbench.api.scorer import Scorer
+from imgbench.cli import main
+from imgbench.runner import score_items
+from imgbench.store import RunStore, Shard
+from imgbench.task import load_task
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("analysis") / "results"
+    make_runs(output, *STANDARD, ("dummy", []))
+    return output
+
+
+def run_cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+    status = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_compare_reports_paired_statistics_from_item_scores(results: Path, capsys, tmp_path: Path) -> None:
+    out = tmp_path / "cmp.json"
+    status, text, _ = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                              "dummy/dummy,dummy/dummy@salt=x", "--output", results, "--json", out)
+    assert status == 0
+    assert "12 items (6 prompts) shared by all 3 runs" in " ".join(text.split())
+    (result,) = json.loads(out.read_text())
+    same = result["overall"]["comparisons"]["dummy/dummy"]
+    assert same["mean_diff"] == 0 and same["p_permutation"] == 1 and same["verdict"] == "no difference"
+    salted = result["overall"]["comparisons"]["dummy/dummy@salt=x"]
+    base = prompt_mean(item_scores(run_dir(results, "base")))
+    other = prompt_mean(item_scores(run_dir(results, "dummy", "x")))
+    assert salted["mean_diff"] == pytest.approx(other - base)
+    assert result["overall"]["runs"]["dummy/base"]["mean"] == pytest.approx(base)
+    assert salted["wins"] + salted["ties"] + salted["losses"] == 6
+    assert salted["p_holm"] == pytest.approx(min(1.0, 2 * salted["p_permutation"]))  # the larger of two raw p = 1
+    assert set(result["by_tag"]) == {"colors", "counting", "position"}
+    assert result["bootstrap"]["seed"] == 0 and result["items"]["n_compared"] == 12
+
+
+def test_compare_refuses_runs_with_different_items_unless_shared(results: Path, capsys) -> None:
+    make_runs(results, ("dummy", ["salt=q"]), seeds="0-2")
+    status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                             "dummy/dummy@salt=q", "--output", results)
+    assert status == 2
+    assert "dummy/base lacks prompt 0 seed 2" in err and "--shared" in err
+    status, text, _ = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                              "dummy/dummy@salt=q", "--output", results, "--shared", "--no-tags")
+    assert status == 0
+    flat = " ".join(text.split())
+    assert "12 items (6 prompts) shared by all 2 runs" in flat and "dummy/dummy@salt=q: 6 item(s)" in flat
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--baseline", "dummy/nothing", "--against", "dummy/base"], "no run matches 'dummy/nothing'"),
+    (["--baseline", "dummy/base", "--against", "dummy/dummy", "--scorer", "clipscore"],
+     "has no scores from scorer 'clipscore'"),
+    (["--baseline", "dummy/base", "--against", "dummy/base"], "listed twice"),
+])
+def test_compare_bad_inputs_exit_2(results: Path, capsys, args: list[str], message: str) -> None:
+    status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--output", results, *args)
+    assert status == 2 and message in err
+
+
+def test_ambiguous_selector_lists_candidates(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "results"
+    make_runs(output, ("base", []))
+    assert main(["run", "--task", "tiny", "--model", "dummy", "--dtype", "fp16", "--seeds", "0-1",
+                 "--output", str(output)]) == 0
+    capsys.readouterr()
+    status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                             "dummy/base", "--output", output)
+    assert status == 2 and "'dummy/base' matches 2 runs" in err and "Name one by its run id" in err
+    ids = sorted(p.parent.name for p in output.glob("runs/tiny/dummy/base/*/run.json"))
+    assert all(i in err for i in ids)
+    status, _, _ = run_cli(capsys, "compare", "--task", "tiny", "--baseline", ids[0], "--against", ids[1],
+                           "--output", output)
+    assert status == 0
+
+
+def test_run_without_scores_and_empty_folder_exit_2(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "results"
+    status, _, err = run_cli(capsys, "report", "--output", output)
+    assert status == 2 and "no run folders" in err and "imgbench run" in err
+    assert main(["generate", "--task", "tiny", "--model", "dummy", "--seeds", "0", "--output", str(output)]) == 0
+    capsys.readouterr()
+    status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                             "dummy/base", "--output", output)
+    assert status == 2 and "has no scores" in err and "imgbench score" in err
+    status, _, err = run_cli(capsys, "report", "--output", output)
+    assert status == 2 and "none of the runs has scores" in err
+
+
+def test_report_writes_leaderboards_matching_item_scores(results: Path, capsys, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    status, text, _ = run_cli(capsys, "report", "--output", results, "--task", "tiny", "--runs",
+                              "dummy/base,dummy/dummy@salt=x,dummy/dummy@salt=y", "--out", out)
+    assert status == 0
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert len(rows) == 3
+    for row in rows:
+        method, _, salt = row["row"].split("/")[1].partition("@salt=")
+        assert float(row["mean"]) == pytest.approx(prompt_mean(item_scores(run_dir(results, method, salt or None))))
+        assert int(row["n_items"]) == 12 and int(row["rank_low"]) <= int(row["rank"]) <= int(row["rank_high"])
+    best = max(rows, key=lambda r: float(r["mean"]))
+    assert [r["best"] for r in rows].count("True") == 1 and best["best"] == "True"
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert board["columns"][0]["n_items"] == 12 and board["bootstrap"]["interval"] == "percentile"
+    markdown = (out / "leaderboard.md").read_text()
+    assert f"**{float(best['mean']):.4f}" in markdown and "tiny · dummy ↑ (6 prompts, 12 items)" in markdown
+    latex = (out / "leaderboard.tex").read_text()
+    assert r"\textbf{" + f"{float(best['mean']):.4f}" + "}" in latex and r"\bottomrule" in latex
+    html = (out / "index.html").read_text()
+    assert html.count("<img ") == 3 * 6 * 2 and "a red apple on a table" in html
+    assert "http" not in html  # self-contained: relative links only
+
+
+def test_report_says_which_items_it_left_out(results: Path, capsys, tmp_path: Path) -> None:
+    make_runs(results, ("dummy", ["salt=q"]), seeds="0-2")
+    status, text, _ = run_cli(capsys, "report", "--output", results, "--out", tmp_path / "r")
+    assert status == 0
+    assert "dummy/dummy@salt=q has 6 item(s) other runs lack, left out" in " ".join(text.split())
+    status, _, err = run_cli(capsys, "report", "--output", results, "--scorer", "nope")
+    assert status == 2 and "no run has scores from scorer 'nope'" in err
+
+
+def test_sweep_makes_cached_runs_and_plot_draws_them(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "results"
+    make_runs(output, ("base", []))
+    args = ["sweep", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--param", "salt=a,b,c",
+            "--seeds", "0-1", "--output", output]
+    status, text, _ = run_cli(capsys, *args)
+    assert status == 0 and len(list(output.glob("runs/tiny/dummy/dummy/*/run.json"))) == 3
+    assert "salt=b" in text and "imgbench plot --task tiny --method dummy --param salt" in text
+    status, text, _ = run_cli(capsys, *args)  # cached: nothing regenerated
+    assert status == 0 and all(line.split("│")[3].strip() == "0" for line in text.splitlines() if "salt=" in line
+                               and "│" in line)
+    plots = tmp_path / "plots"
+    status, _, _ = run_cli(capsys, "plot", "--task", "tiny", "--method", "dummy", "--param", "salt", "--baseline",
+                           "dummy/base", "--output", output, "--out", plots)
+    assert status == 0
+    for stem in ("sweep-salt", "by-tag", "win-rate"):
+        assert (plots / f"{stem}.png").stat().st_size > 5_000
+        svg = (plots / f"{stem}.svg").read_text()
+        assert "tiny · dummy@" in svg  # task and scorer in the title (SVG keeps text as text)
+    sweep_svg = (plots / "sweep-salt.svg").read_text()
+    assert "baseline dummy/base" in sweep_svg and "higher is better" in sweep_svg
+    status, _, err = run_cli(capsys, "sweep", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--param",
+                             "salt", "--output", output)
+    assert status == 2 and "--param expects key=v1,v2" in err
+    status, _, err = run_cli(capsys, "plot", "--task", "tiny", "--method", "nosuch", "--param", "x", "--output",
+                             output)
+    assert status == 2 and "no runs of method 'nosuch'" in err
+
+
+class InverseScorer(Scorer):
+    """One minus the dummy scorer: perfectly anti-correlated with it."""
+
+    name = "inverse"
+    value_range = (0.0, 1.0)
+
+    def score(self, images: Sequence, prompts: Sequence[Prompt]) -> list[ScoreResult]:
+        from imgbench.testing import DummyScorer
+
+        return [ScoreResult(value=1 - r.value) for r in DummyScorer().score(images, prompts)]
+
+
+def test_agree_on_two_scorers(results: Path, capsys, tmp_path: Path) -> None:
+    from imgbench import catalog
+
+    prompts = load_task(catalog.tasks().get("tiny").spec).prompts
+    for method, salt in (("base", None), ("dummy", "x")):
+        store = RunStore(run_dir(results, method, salt))
+        items = [(p, s) for p in prompts for s in (0, 1)]
+        assert score_items(store, InverseScorer(), items, Shard(), batch_size=4) == 12
+    out = tmp_path / "agree.json"
+    status, text, _ = run_cli(capsys, "agree", "--task", "tiny", "--scorers", "dummy,inverse", "--output", results,
+                              "--json", out)
+    assert status == 0 and "24 images of 6 prompts from 2 run(s)" in " ".join(text.split())
+    data = json.loads(out.read_text())
+    assert data["spearman"]["value"] == pytest.approx(-1) and data["kendall"]["value"] == pytest.approx(-1)
+    assert data["pairwise_accuracy"]["value"] == 0 and data["n_pairs"] + data["reference_ties"] == 6 * 6
+    assert np.isclose(data["spearman"]["ci_high"], -1)
+    status, _, err = run_cli(capsys, "agree", "--task", "tiny", "--scorers", "dummy", "--output", results)
+    assert status == 2 and "two different scorers" in err
