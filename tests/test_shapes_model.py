@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from shapes_helpers import tiny_snapshot
 
 from imgbench.api.records import GenerationRequest, Prompt
 from imgbench.cli import main as cli_main
@@ -11,8 +12,6 @@ from imgbench.components import build_model
 from imgbench.errors import UserError
 from imgbench.worlds.shapes.model import ShapesModel
 from imgbench.worlds.shapes.tasks import split_prompts
-
-from .shapes_helpers import tiny_snapshot
 
 
 @pytest.fixture(scope="module")

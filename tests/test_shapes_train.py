@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from shapes_helpers import tiny_config
 
 from imgbench.cli import main as cli_main
 from imgbench.errors import UserError
 from imgbench.worlds.shapes.train_unet import UNetTrainer, make_batch, train_rows
-
-from .shapes_helpers import tiny_config
 
 
 def _weights(trainer):
