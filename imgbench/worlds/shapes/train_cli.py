@@ -21,6 +21,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 EPILOG = """examples:
   # train the text encoder + UNet (resumes from WORKDIR/checkpoint.pt if present)
   nice -n 10 imgbench train shapes unet --workdir /work/shapes-train/unet --minutes 60 --snapshot-every 500
+  # the contrastive CLIP behind the shapes-clip scorer, exported into the package when done
+  nice -n 10 imgbench train shapes clip --workdir /work/shapes-train/clip --steps 1500 --export
   # score every snapshot on the val split (exact checker) at a few guidance scales
   imgbench train shapes eval --workdir /work/shapes-train/unet --guidance 1,1.5,2
   # copy the chosen snapshot into the package (weights/ + manifest.json)
@@ -42,6 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     unet.add_argument("--lr", type=float, default=1e-3)
     unet.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     unet.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
+
+    clip = sub.add_parser("clip", help="image encoder + text tower, contrastive (scorer shapes-clip)")
+    clip.add_argument("--workdir", required=True, help="checkpoints go here (outside git)")
+    clip.add_argument("--steps", type=int, default=1500, help="stop at this total step count")
+    clip.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
+    clip.add_argument("--seed", type=int, default=0)
+    clip.add_argument("--batch", type=int, default=128)
+    clip.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    clip.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
+    clip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR / "clip"), default=None, metavar="DIR",
+                      help="when done, write the weights + manifest here (default: the package's weights/clip)")
 
     ev = sub.add_parser("eval", help="exact-checker accuracy of snapshots on the val split")
     ev.add_argument("--workdir", required=True)
@@ -68,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
-    return {"unet": _train_unet, "eval": _eval, "export": _export}[args.component](args)
+    return {"unet": _train_unet, "clip": _train_clip, "eval": _eval, "export": _export}[args.component](args)
 
 
 def _train_unet(args: argparse.Namespace) -> int:
@@ -84,6 +97,24 @@ def _train_unet(args: argparse.Namespace) -> int:
                     snapshot_every=args.snapshot_every, on_step=lambda _: advance(1))
     logger.info("stopped at step %d; %.0f s of training in total; checkpoint %s", trainer.step,
                 trainer.wall_seconds, Path(args.workdir) / "checkpoint.pt")
+    return 0
+
+
+def _train_clip(args: argparse.Namespace) -> int:
+    from imgbench.progress import progress_bar
+    from imgbench.worlds.shapes.clip import ClipTrainConfig, ClipTrainer
+
+    tiny_vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = ClipTrainConfig(seed=args.seed, batch=args.batch, vision=tiny_vision if args.tiny else {},
+                             text=TINY_TEXT if args.tiny else {})
+    trainer = ClipTrainer(config, args.workdir)
+    start = trainer.step
+    with progress_bar(f"shapes clip (from step {start})", max(0, args.steps - start)) as advance:
+        trainer.run(args.steps, minutes=args.minutes, on_step=lambda _: advance(1))
+    logger.info("stopped at step %d; %.0f s of training in total; loss %s", trainer.step, trainer.wall_seconds,
+                trainer.history[-1] if trainer.history else None)
+    if args.export and trainer.step >= args.steps:
+        logger.info("exported to %s", trainer.export(args.export))
     return 0
 
 
