@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from PIL import Image
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest
 from imgbench.errors import UserError
-from imgbench.worlds.shapes import nets
+from imgbench.worlds.shapes import ip_adapter, nets
 from imgbench.worlds.shapes.grammar import GRAMMAR_HELP, unknown_words
 from imgbench.worlds.shapes.render import CANVAS
 
@@ -29,12 +30,13 @@ SHIPPED = Path(__file__).parent / "weights"
 #: their blocking by batch size, so a free batch size changes the last float bits and, through CFG, pixels.
 CHUNK = 16
 PARTS = ("tokenizer", "text_encoder", "unet", "scheduler")
+IP_PARTS = ("ip_adapter", "image_encoder")
 
 
 def weights_digest(folder: Path) -> str:
     """sha256 over the names and bytes of every weight, config and tokenizer file (the run-cache key)."""
     digest = hashlib.sha256()
-    for path in sorted(p for part in PARTS for p in (folder / part).rglob("*") if p.is_file()):
+    for path in sorted(p for part in PARTS + IP_PARTS for p in (folder / part).rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -69,10 +71,11 @@ def check_vocabulary(texts: Sequence[str]) -> None:
 
 
 class ShapesModel(Model):
-    """Tokenizer + CLIPTextModel + UNet2DConditionModel on the packed 16×16×12 'latent'."""
+    """Tokenizer + CLIPTextModel + UNet2DConditionModel on the packed 16×16×12 'latent', plus an
+    IP-Adapter (image encoder + projection + decoupled cross-attention) where its weights are present."""
 
     name = "shapes"
-    supports_image_tokens = False
+    supports_image_tokens = True
 
     def __init__(self, model_path: str | None = None, guidance: float | None = None, steps: int = 25,
                  device: str = "cpu", dtype: str = "fp32") -> None:
@@ -91,6 +94,8 @@ class ShapesModel(Model):
         if dtype != "fp32":
             raise ValueError(f"the shapes model runs in fp32 only (it is tiny), got dtype={dtype!r}")
         self.device, self.dtype = device, dtype
+        # Per instance: a snapshot without an adapter (early training) cannot take image tokens.
+        self.supports_image_tokens = all((self.folder / part).is_dir() for part in IP_PARTS)
         self._digest = weights_digest(self.folder)
         self._parts: dict[str, Any] | None = None
 
@@ -102,7 +107,7 @@ class ShapesModel(Model):
         if self._parts is None:
             import torch
             from diffusers import UNet2DConditionModel
-            from transformers import CLIPTextModel
+            from transformers import CLIPModel, CLIPTextModel
 
             text = CLIPTextModel.from_pretrained(self.folder / "text_encoder", torch_dtype=torch.float32)
             unet = UNet2DConditionModel.from_pretrained(self.folder / "unet", torch_dtype=torch.float32)
@@ -111,7 +116,30 @@ class ShapesModel(Model):
                            "text": text.eval().to(self.device), "unet": unet.eval().to(self.device),
                            "sampler": nets.build_sampler({k: v for k, v in sampler_config.items()
                                                           if not k.startswith("_")})}
+            if self.supports_image_tokens:
+                from safetensors.torch import load_file
+
+                flat = load_file(self.folder / "ip_adapter" / "ip_adapter.safetensors")
+                ip_adapter.attach(unet, ip_adapter.unflatten(flat))
+                self._parts["image_encoder"] = CLIPModel.from_pretrained(self.folder / "image_encoder").eval()
         return self._parts
+
+    def encode_image(self, images: Sequence[Image.Image]) -> Any:
+        """IP tokens (batch, 4, width): the CLIP image embedding through the adapter's projection."""
+        import torch
+
+        from imgbench.worlds.shapes.clip import image_inputs
+
+        if not self.supports_image_tokens:
+            raise UserError(f"the shapes weights in {self.folder} have no IP-Adapter (ip_adapter/ and "
+                            f"image_encoder/); train one with `imgbench train shapes ip-adapter`.")
+        parts = self._load()
+        pixels = np.stack([np.asarray(im.convert("RGB").resize((CANVAS, CANVAS), Image.Resampling.BOX))
+                           for im in images])
+        with torch.no_grad():
+            embeds = fixed_chunks(lambda x: parts["image_encoder"].get_image_features(pixel_values=x).pooler_output,
+                                  image_inputs(pixels))
+            return fixed_chunks(lambda e: ip_adapter.project(parts["unet"], e), embeds)
 
     def encode_text(self, prompts: Sequence[str]) -> Any:
         """(batch, 16, width) token states of the text encoder: what the UNet cross-attends to."""
@@ -128,8 +156,9 @@ class ShapesModel(Model):
                  ip_scale: float = 0.0) -> list[Image.Image]:
         import torch
 
-        if image_tokens is not None:
-            raise UserError("the shipped shapes model has no IP-Adapter yet, so it cannot take image tokens.")
+        if image_tokens is not None and not self.supports_image_tokens:
+            raise UserError(f"the shapes weights in {self.folder} have no IP-Adapter, so they cannot take "
+                            f"image tokens.")
         check_vocabulary([r.prompt.text for r in requests])
         for r in requests:
             if (r.height, r.width) != (CANVAS, CANVAS):
@@ -147,14 +176,41 @@ class ShapesModel(Model):
             guided = self.guidance != 1.0
             ids = nets.tokenize(parts["tokenizer"], texts + ([""] * len(texts) if guided else []))
             states, pooled = fixed_chunks(lambda i: nets.encode(parts["text"], i), ids.to(self.device))
+            tokens = self._ip_tokens(image_tokens, len(requests), guided)
+
+            def denoise(x: Any, s: Any, p: Any, *k: Any, t: Any) -> Any:
+                kwargs = {"added_cond_kwargs": {"image_embeds": [k[0]]}} if k else {}
+                return unet(x, t, encoder_hidden_states=s, class_labels=p, **kwargs).sample
+
+            extra = (tokens,) if tokens is not None else ()
+            if tokens is not None:
+                ip_adapter.set_scale(unet, ip_scale if image_tokens is not None else 0.0)
             sampler.set_timesteps(self.steps)
             for t in sampler.timesteps:
                 model_in = torch.cat([latents, latents]) if guided else latents
-                out = fixed_chunks(lambda x, s, p, t=t: unet(x, t, encoder_hidden_states=s, class_labels=p).sample,
-                                   model_in, states, pooled)
+                with ip_adapter.given_tokens(unet) if tokens is not None else nullcontext():
+                    out = fixed_chunks(lambda *rows, t=t: denoise(*rows, t=t), model_in, states, pooled, *extra)
                 if guided:
                     cond, uncond = out.chunk(2)
                     out = uncond + self.guidance * (cond - uncond)
                 latents = sampler.step(out, t, latents).prev_sample
             pixels = nets.unpack(latents).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
         return [Image.fromarray(np.ascontiguousarray(p.permute(1, 2, 0).cpu().numpy())) for p in pixels]
+
+    def _ip_tokens(self, image_tokens: Any | None, n: int, guided: bool) -> Any | None:
+        """Tokens per UNet row: the given ones (zero-embedding tokens for the unconditional half, as
+        diffusers does with negative image embeds), or zero tokens at scale 0 when an adapter is attached."""
+        import torch
+
+        if not self.supports_image_tokens:
+            return None
+        unet = self._load()["unet"]
+        zero = ip_adapter.project(unet, torch.zeros(1, self._load()["image_encoder"].config.projection_dim))
+        if image_tokens is None:
+            tokens = zero.expand(n, -1, -1)
+        else:
+            tokens = torch.as_tensor(np.asarray([np.asarray(t, dtype=np.float32) for t in image_tokens]))
+            if tokens.shape != (n, *zero.shape[1:]):
+                raise UserError(f"image_tokens must have shape ({n}, {zero.shape[1]}, {zero.shape[2]}), "
+                                f"got {tuple(tokens.shape)}.")
+        return torch.cat([tokens, zero.expand(n, -1, -1)]) if guided else tokens

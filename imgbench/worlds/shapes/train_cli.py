@@ -23,6 +23,8 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes unet --workdir /work/shapes-train/unet --minutes 60 --snapshot-every 500
   # the contrastive CLIP behind the shapes-clip scorer, exported into the package when done
   nice -n 10 imgbench train shapes clip --workdir /work/shapes-train/clip --steps 1500 --export
+  # the IP-Adapter on the shipped UNet and CLIP, exported next to them when done
+  nice -n 10 imgbench train shapes ip-adapter --workdir /work/shapes-train/ip --steps 3000 --export
   # score every snapshot on the val split (exact checker) at a few guidance scales
   imgbench train shapes eval --workdir /work/shapes-train/unet --guidance 1,1.5,2
   # copy the chosen snapshot into the package (weights/ + manifest.json)
@@ -56,6 +58,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     clip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR / "clip"), default=None, metavar="DIR",
                       help="when done, write the weights + manifest here (default: the package's weights/clip)")
 
+    ip = sub.add_parser("ip-adapter", help="IP-Adapter by reconstruction (base UNet and CLIP frozen)")
+    ip.add_argument("--workdir", required=True, help="checkpoints go here (outside git)")
+    ip.add_argument("--base", default=str(WEIGHTS_DIR), help="frozen text encoder + UNet folder (default: shipped)")
+    ip.add_argument("--clip", default=str(WEIGHTS_DIR / "clip"), help="frozen CLIP folder (default: shipped)")
+    ip.add_argument("--steps", type=int, default=3000, help="stop at this total step count")
+    ip.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
+    ip.add_argument("--seed", type=int, default=0)
+    ip.add_argument("--batch", type=int, default=64)
+    ip.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR), default=None, metavar="DIR",
+                    help="when done, write ip_adapter/ and image_encoder/ here (default: the package's weights/)")
+
     ev = sub.add_parser("eval", help="exact-checker accuracy of snapshots on the val split")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--guidance", default="1.0", help="comma-separated CFG scales")
@@ -81,7 +95,8 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
-    return {"unet": _train_unet, "clip": _train_clip, "eval": _eval, "export": _export}[args.component](args)
+    handlers = {"unet": _train_unet, "clip": _train_clip, "ip-adapter": _train_ip, "eval": _eval, "export": _export}
+    return handlers[args.component](args)
 
 
 def _train_unet(args: argparse.Namespace) -> int:
@@ -110,6 +125,23 @@ def _train_clip(args: argparse.Namespace) -> int:
     trainer = ClipTrainer(config, args.workdir)
     start = trainer.step
     with progress_bar(f"shapes clip (from step {start})", max(0, args.steps - start)) as advance:
+        trainer.run(args.steps, minutes=args.minutes, on_step=lambda _: advance(1))
+    logger.info("stopped at step %d; %.0f s of training in total; loss %s", trainer.step, trainer.wall_seconds,
+                trainer.history[-1] if trainer.history else None)
+    if args.export and trainer.step >= args.steps:
+        logger.info("exported to %s", trainer.export(args.export))
+    return 0
+
+
+def _train_ip(args: argparse.Namespace) -> int:
+    from imgbench.progress import progress_bar
+    from imgbench.worlds.shapes.train_ip import IPTrainConfig, IPTrainer
+
+    config = IPTrainConfig(base=str(Path(args.base).resolve()), clip=str(Path(args.clip).resolve()), seed=args.seed,
+                           batch=args.batch)
+    trainer = IPTrainer(config, args.workdir)
+    start = trainer.step
+    with progress_bar(f"shapes ip-adapter (from step {start})", max(0, args.steps - start)) as advance:
         trainer.run(args.steps, minutes=args.minutes, on_step=lambda _: advance(1))
     logger.info("stopped at step %d; %.0f s of training in total; loss %s", trainer.step, trainer.wall_seconds,
                 trainer.history[-1] if trainer.history else None)
