@@ -25,6 +25,9 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes clip --workdir /work/shapes-train/clip --steps 1500 --export
   # the IP-Adapter on the shipped UNet and CLIP, exported next to them when done
   nice -n 10 imgbench train shapes ip-adapter --workdir /work/shapes-train/ip --steps 3000 --export
+  # the MLLM (edit instructions) and its caption-only ablation
+  nice -n 10 imgbench train shapes llava --workdir /work/shapes-train/llava --steps 1500 --export
+  nice -n 10 imgbench train shapes llava --base --workdir /work/shapes-train/llava-base --steps 1500 --export
   # score every snapshot on the val split (exact checker) at a few guidance scales
   imgbench train shapes eval --workdir /work/shapes-train/unet --guidance 1,1.5,2
   # copy the chosen snapshot into the package (weights/ + manifest.json)
@@ -70,6 +73,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR), default=None, metavar="DIR",
                     help="when done, write ip_adapter/ and image_encoder/ here (default: the package's weights/)")
 
+    lv = sub.add_parser("llava", help="the MLLM: edit instructions from checker diffs (--base: captions only)")
+    lv.add_argument("--workdir", required=True, help="checkpoints go here (outside git)")
+    lv.add_argument("--base", action="store_true", help="caption-only training (shapes-llava-base)")
+    lv.add_argument("--clip", default=str(WEIGHTS_DIR / "clip"), help="CLIP folder that initialises the vision tower")
+    lv.add_argument("--steps", type=int, default=1500, help="stop at this total step count")
+    lv.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
+    lv.add_argument("--seed", type=int, default=0)
+    lv.add_argument("--batch", type=int, default=64)
+    lv.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    lv.add_argument("--tiny", action="store_true", help="a tiny network with a random vision tower (smoke tests)")
+    lv.add_argument("--export", nargs="?", const="", default=None, metavar="DIR",
+                    help="when done, write the weights here (default: the package's weights/llava[-base])")
+
     ev = sub.add_parser("eval", help="exact-checker accuracy of snapshots on the val split")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--guidance", default="1.0", help="comma-separated CFG scales")
@@ -95,7 +111,8 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
-    handlers = {"unet": _train_unet, "clip": _train_clip, "ip-adapter": _train_ip, "eval": _eval, "export": _export}
+    handlers = {"unet": _train_unet, "clip": _train_clip, "ip-adapter": _train_ip, "llava": _train_llava,
+                "eval": _eval, "export": _export}
     return handlers[args.component](args)
 
 
@@ -147,6 +164,27 @@ def _train_ip(args: argparse.Namespace) -> int:
                 trainer.history[-1] if trainer.history else None)
     if args.export and trainer.step >= args.steps:
         logger.info("exported to %s", trainer.export(args.export))
+    return 0
+
+
+def _train_llava(args: argparse.Namespace) -> int:
+    from imgbench.progress import progress_bar
+    from imgbench.worlds.shapes.llava_train import LlavaTrainConfig, LlavaTrainer
+
+    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = LlavaTrainConfig(base=args.base, clip="" if args.tiny else str(Path(args.clip).resolve()),
+                              seed=args.seed, batch=args.batch, vision=tiny if args.tiny else {},
+                              text={**tiny, "num_key_value_heads": 2} if args.tiny else {})
+    trainer = LlavaTrainer(config, args.workdir)
+    start = trainer.step
+    with progress_bar(f"shapes llava{'-base' if args.base else ''} (from step {start})",
+                      max(0, args.steps - start)) as advance:
+        trainer.run(args.steps, minutes=args.minutes, on_step=lambda _: advance(1))
+    logger.info("stopped at step %d; %.0f s of training in total; loss %s", trainer.step, trainer.wall_seconds,
+                trainer.history[-1] if trainer.history else None)
+    if args.export is not None and trainer.step >= args.steps:
+        out = args.export or str(WEIGHTS_DIR / ("llava-base" if args.base else "llava"))
+        logger.info("exported to %s", trainer.export(out))
     return 0
 
 
