@@ -71,3 +71,22 @@ def test_mllm_contract_on_tiny_weights(tmp_path):
 def test_missing_llava_weights_name_the_fix(tmp_path):
     with pytest.raises(UserError, match="imgbench train shapes llava"):
         ShapesLlava(model_path=str(tmp_path))
+
+
+def test_instruction_accuracy_study_runs_and_scores_the_majority_baseline(tmp_path):
+    from shapes_helpers import tiny_snapshot
+
+    from imgbench.worlds.shapes.llava_eval import evaluate, instruction_accuracy, majority_instruction
+    from imgbench.worlds.shapes.model import ShapesModel
+
+    majority = majority_instruction(n=200)
+    assert edits.parse(majority) is not None and majority != edits.NOTHING
+    out = tmp_path / "llava"
+    assert cli_main(["train", "shapes", "llava", "--workdir", str(tmp_path / "w"), "--tiny", "--steps", "1",
+                     "--batch", "4", "--export", str(out)]) == 0
+    model = ShapesModel(model_path=str(tiny_snapshot(tmp_path / "unet")), steps=1)
+    result = evaluate(model, {"tiny": ShapesLlava(model_path=str(out))}, split="val")
+    assert result["n_misaligned"] > 0 and 0.0 <= result["majority"] <= 1.0 and 0.0 <= result["tiny"] <= 1.0
+    spec = {"objects": [{"shape": "circle", "color": "red", "count": 1}], "relation": None}
+    case = {"scene": [], "prompt": type("P", (), {"metadata": {"spec": spec}})(), "position_ok": True}
+    assert instruction_accuracy(["add a red circle", "remove the circle"], [case, case]) == 0.5

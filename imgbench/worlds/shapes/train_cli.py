@@ -28,6 +28,8 @@ EPILOG = """examples:
   # the MLLM (edit instructions) and its caption-only ablation
   nice -n 10 imgbench train shapes llava --workdir /work/shapes-train/llava --steps 1500 --export
   nice -n 10 imgbench train shapes llava --base --workdir /work/shapes-train/llava-base --steps 1500 --export
+  # instruction accuracy of the shipped MLLMs vs the majority instruction
+  imgbench train shapes eval-llava
   # score every snapshot on the val split (exact checker) at a few guidance scales
   imgbench train shapes eval --workdir /work/shapes-train/unet --guidance 1,1.5,2
   # copy the chosen snapshot into the package (weights/ + manifest.json)
@@ -86,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lv.add_argument("--export", nargs="?", const="", default=None, metavar="DIR",
                     help="when done, write the weights here (default: the package's weights/llava[-base])")
 
+    el = sub.add_parser("eval-llava", help="instruction accuracy on misaligned generated test images")
+    el.add_argument("--threads", type=int, default=1)
+
     ev = sub.add_parser("eval", help="exact-checker accuracy of snapshots on the val split")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--guidance", default="1.0", help="comma-separated CFG scales")
@@ -112,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
     handlers = {"unet": _train_unet, "clip": _train_clip, "ip-adapter": _train_ip, "llava": _train_llava,
-                "eval": _eval, "export": _export}
+                "eval-llava": _eval_llava, "eval": _eval, "export": _export}
     return handlers[args.component](args)
 
 
@@ -185,6 +190,20 @@ def _train_llava(args: argparse.Namespace) -> int:
     if args.export is not None and trainer.step >= args.steps:
         out = args.export or str(WEIGHTS_DIR / ("llava-base" if args.base else "llava"))
         logger.info("exported to %s", trainer.export(out))
+    return 0
+
+
+def _eval_llava(args: argparse.Namespace) -> int:
+    from imgbench.worlds.shapes.llava import ShapesLlava
+    from imgbench.worlds.shapes.llava_eval import evaluate
+    from imgbench.worlds.shapes.model import ShapesModel
+
+    mllms = {v: ShapesLlava(variant=v.removeprefix("shapes-")) for v in ("shapes-llava", "shapes-llava-base")
+             if (WEIGHTS_DIR / v.removeprefix("shapes-") / "model.safetensors").exists()}
+    if not mllms:
+        raise UserError("no shapes LLaVA weights are shipped yet: `imgbench train shapes llava --workdir W --export`.")
+    result = evaluate(ShapesModel(), mllms)
+    logger.info("instruction accuracy: %s", json.dumps(result))
     return 0
 
 
