@@ -76,3 +76,19 @@ def test_cli_trains_evaluates_and_exports(tmp_path):
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").exists()
     assert cli_main(["train", "shapes", "export", "--workdir", str(work), "--step", "7", "--guidance", "1",
                      "--out", str(out)]) == 2
+
+
+def test_warm_start_from_exported_weights_continues_the_step_count(tmp_path):
+    first = UNetTrainer(tiny_config(), tmp_path / "first")
+    first.run(2)
+    snapshot = first.snapshot()
+    warm = UNetTrainer(tiny_config(init_from=str(snapshot)), tmp_path / "warm")
+    assert warm.step == 2
+    import torch
+
+    assert all(torch.allclose(a, b, atol=1e-3) for a, b in zip(warm.ema_unet.state_dict().values(),
+                                                              first.ema_unet.state_dict().values(), strict=True))
+    warm.run(3)
+    assert warm.step == 3
+    with pytest.raises(UserError, match="train_state.json"):
+        UNetTrainer(tiny_config(init_from=str(tmp_path)), tmp_path / "bad")

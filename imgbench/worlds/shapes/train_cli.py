@@ -30,6 +30,8 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes llava --base --workdir /work/shapes-train/llava-base --steps 1500 --export
   # instruction accuracy of the shipped MLLMs vs the majority instruction
   imgbench train shapes eval-llava
+  # on a new machine: continue from the weights committed to the repo (fresh optimiser state)
+  nice -n 10 imgbench train shapes unet --workdir /tmp/unet --init-from imgbench/worlds/shapes/weights --steps 20000
   # score every snapshot on the val split (exact checker) at a few guidance scales
   imgbench train shapes eval --workdir /work/shapes-train/unet --guidance 1,1.5,2
   # copy the chosen snapshot into the package (weights/ + manifest.json)
@@ -51,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     unet.add_argument("--lr", type=float, default=1e-3)
     unet.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     unet.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
+    unet.add_argument("--init-from", default="", metavar="DIR",
+                      help="warm-start a new --workdir from exported weights or a snapshot (e.g. the shipped weights)")
 
     clip = sub.add_parser("clip", help="image encoder + text tower, contrastive (scorer shapes-clip)")
     clip.add_argument("--workdir", required=True, help="checkpoints go here (outside git)")
@@ -126,7 +130,8 @@ def _train_unet(args: argparse.Namespace) -> int:
     from imgbench.worlds.shapes.train_unet import UNetTrainConfig, UNetTrainer
 
     config = UNetTrainConfig(seed=args.seed, batch=args.batch, lr=args.lr,
-                             unet=TINY_UNET if args.tiny else {}, text=TINY_TEXT if args.tiny else {})
+                             unet=TINY_UNET if args.tiny else {}, text=TINY_TEXT if args.tiny else {},
+                             init_from=str(Path(args.init_from).resolve()) if args.init_from else "")
     trainer = UNetTrainer(config, args.workdir)
     start = trainer.step
     with progress_bar(f"shapes unet (from step {start})", max(0, args.steps - start)) as advance:

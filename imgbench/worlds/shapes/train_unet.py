@@ -47,6 +47,9 @@ class UNetTrainConfig:
     """Overrides of nets.UNET_CONFIG (tests use tiny ones)."""
     text: dict[str, Any] = field(default_factory=dict)
     """Overrides of nets.TEXT_CONFIG."""
+    init_from: str = ""
+    """A snapshot or exported weights folder to warm-start from (live and EMA weights, its step count;
+    fresh optimiser state): how a new machine continues from the weights committed to the repo."""
 
 
 def train_rows() -> list[list[tuple[str, dict[str, Any]]]]:
@@ -98,6 +101,8 @@ class UNetTrainer:
         self.rows = train_rows()
         if (self.workdir / CHECKPOINT).exists():
             self._load()
+        elif config.init_from:
+            self._warm_start(Path(config.init_from))
 
     # -- one step -------------------------------------------------------------------------------------------
     def loss_at(self, step: int) -> Any:
@@ -167,6 +172,25 @@ class UNetTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
         logger.info("resumed %s at step %d (%.0f s of training so far)", self.workdir, self.step, self.wall_seconds)
+
+    def _warm_start(self, folder: Path) -> None:
+        import torch
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        state = folder / "train_state.json" if (folder / "train_state.json").exists() else folder / "manifest.json"
+        if not state.exists():
+            raise UserError(f"--init-from {folder}: no train_state.json or manifest.json (a snapshot or exported "
+                            f"weights folder is needed).")
+        text = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
+        unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
+        for live, ema, loaded in ((self.text, self.ema_text, text), (self.unet, self.ema_unet, unet)):
+            live.load_state_dict(loaded.state_dict())
+            ema.load_state_dict(loaded.state_dict())
+        facts = json.loads(state.read_text())
+        self.step = int(facts["step"])
+        self.wall_seconds = float(facts.get("wall_seconds", facts.get("train_wall_seconds", 0.0)))
+        logger.info("warm-started from %s at step %d", folder, self.step)
 
     def snapshot(self) -> Path:
         """The EMA networks plus tokenizer in library format (fp16 to halve the size), for eval and export."""
