@@ -162,7 +162,9 @@ class UNetTrainer:
         import torch
 
         state = torch.load(self.workdir / CHECKPOINT, map_location="cpu", weights_only=False)
-        if state["config"] != asdict(self.config):
+        # Fields added to the config later take their defaults for older checkpoints.
+        saved = {**asdict(UNetTrainConfig()), **state["config"]}
+        if saved != asdict(self.config):
             raise UserError(f"{self.workdir / CHECKPOINT} was trained with config {state['config']}, not "
                             f"{asdict(self.config)}; resume with the same options or use a new --workdir.")
         self.text.load_state_dict(state["text"])
