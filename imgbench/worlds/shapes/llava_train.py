@@ -1,0 +1,140 @@
+"""Training `shapes-llava` (edit instructions from checker diffs) and `shapes-llava-base` (captions only).
+
+Next-token loss on the answer only, over examples from `llava_data` drawn with generators seeded
+by (seed, step), so resuming reproduces an uninterrupted run, like the world's other trainers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgbench.errors import UserError
+from imgbench.worlds.shapes import llava
+from imgbench.worlds.shapes.llava_data import example
+from imgbench.worlds.shapes.train_unet import train_rows
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class LlavaTrainConfig:
+    base: bool = False
+    """Caption-only training (`shapes-llava-base`, the paper's "original MLLM" ablation)."""
+    clip: str = ""
+    """Contrastive CLIP folder whose vision tower initialises LLaVA's (empty: random init)."""
+    seed: int = 0
+    batch: int = 64
+    lr: float = 1e-3
+    warmup: int = 100
+    vision: dict[str, Any] = field(default_factory=dict)
+    text: dict[str, Any] = field(default_factory=dict)
+
+
+class LlavaTrainer:
+    def __init__(self, config: LlavaTrainConfig, workdir: str | Path) -> None:
+        import torch
+
+        self.config, self.workdir = config, Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tokenizer = llava.build_tokenizer()
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed)
+            self.model = llava.build_llava(len(self.tokenizer), config.vision, config.text)
+        if config.clip:
+            from transformers import CLIPModel
+
+            clip = CLIPModel.from_pretrained(config.clip)
+            self.model.model.vision_tower.load_state_dict(clip.vision_model.state_dict())
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
+        self.step, self.wall_seconds, self.history = 0, 0.0, []
+        self.rows = [r for skill in train_rows() for r in skill]
+        if (self.workdir / CHECKPOINT).exists():
+            state = torch.load(self.workdir / CHECKPOINT, map_location="cpu", weights_only=False)
+            if state["config"] != asdict(config):
+                raise UserError(f"{self.workdir / CHECKPOINT} was trained with config {state['config']}; resume "
+                                f"with the same options or use a new --workdir.")
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+
+    def batch(self, step: int) -> dict[str, Any]:
+        import torch
+
+        rng = np.random.default_rng([self.config.seed, step])
+        pixels, sequences, labels = [], [], []
+        for _ in range(self.config.batch):
+            caption, spec = self.rows[int(rng.integers(len(self.rows)))]
+            image, question, answer = example(caption, spec, rng, base=self.config.base)
+            prefix = llava.prefix_ids(self.tokenizer, question)
+            target = self.tokenizer(answer, add_special_tokens=False).input_ids + [llava.EOS_ID]
+            pixels.append(image)
+            sequences.append(prefix + target)
+            labels.append([-100] * len(prefix) + target)
+        width = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), width), llava.PAD_ID)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        label = torch.full((len(sequences), width), -100)
+        for i, (seq, lab) in enumerate(zip(sequences, labels, strict=True)):
+            ids[i, :len(seq)], mask[i, :len(seq)], label[i, :len(lab)] = torch.tensor(seq), 1, torch.tensor(lab)
+        return {"input_ids": ids, "attention_mask": mask, "labels": label,
+                "pixel_values": llava.pixel_values(np.stack(pixels))}
+
+    def train_step(self) -> float:
+        import torch
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
+        loss = self.model(**self.batch(self.step)).loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def save(self) -> None:
+        import torch
+
+        state = {"config": asdict(self.config), "step": self.step, "wall_seconds": self.wall_seconds,
+                 "history": self.history, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        torch.save(state, self.workdir / (CHECKPOINT + ".tmp"))
+        os.replace(self.workdir / (CHECKPOINT + ".tmp"), self.workdir / CHECKPOINT)
+
+    def run(self, max_steps: int, minutes: float | None = None, checkpoint_minutes: float = 5.0,
+            log_every: int = 50, on_step: Any = None) -> None:
+        start = last_save = time.monotonic()
+        window: list[float] = []
+        while self.step < max_steps:
+            tick = time.monotonic()
+            window.append(self.train_step())
+            self.wall_seconds += time.monotonic() - tick
+            if on_step:
+                on_step(self.step)
+            if self.step % log_every == 0 or self.step == max_steps:
+                self.history.append({"step": self.step, "loss": sum(window) / len(window),
+                                     "wall_seconds": round(self.wall_seconds, 1)})
+                window = []
+            if time.monotonic() - last_save > checkpoint_minutes * 60:
+                self.save()
+                last_save = time.monotonic()
+            if minutes is not None and time.monotonic() - start > minutes * 60:
+                break
+        self.save()
+
+    def export(self, out: str | Path) -> Path:
+        out = Path(out)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out / "tokenizer")
+        manifest = {"component": "llava-base" if self.config.base else "llava", "step": self.step,
+                    "train_wall_seconds": round(self.wall_seconds, 1), "config": asdict(self.config),
+                    "recent_train_loss": self.history[-1] if self.history else None,
+                    "data": "train captions; renders with one error, target = the fixing instruction"}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return out

@@ -1,0 +1,152 @@
+"""Training the shapes IP-Adapter by reconstruction (Ye et al., 2023, §3.3), base model and encoder frozen.
+
+A render's own CLIP image embedding conditions the denoising of that render; the caption is
+dropped half of the time, so the tokens alone must carry the scene (what IMG and the acceptance
+check — regenerate a scene from its tokens with an empty caption — rely on). Steps are seeded
+by (seed, step) like the other trainers, so resuming reproduces an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from imgbench.errors import UserError
+from imgbench.worlds.shapes import ip_adapter, nets
+from imgbench.worlds.shapes.train_unet import make_batch, to_tensor, train_rows
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class IPTrainConfig:
+    base: str
+    """Folder of the frozen text encoder + UNet (a snapshot or the shipped weights)."""
+    clip: str
+    """Folder of the frozen contrastive CLIP whose vision tower is the image encoder."""
+    seed: int = 0
+    batch: int = 64
+    lr: float = 1e-3
+    warmup: int = 100
+    caption_dropout: float = 0.5
+
+
+def load_frozen(config: IPTrainConfig) -> tuple[Any, Any, Any, Any]:
+    import torch
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPModel, CLIPTextModel
+
+    base = Path(config.base)
+    for needed in (base / "unet", base / "text_encoder", Path(config.clip) / "model.safetensors"):
+        if not needed.exists():
+            raise UserError(f"{needed} is missing: train the UNet and the CLIP first (imgbench train shapes --help).")
+    text = CLIPTextModel.from_pretrained(base / "text_encoder", torch_dtype=torch.float32).eval()
+    unet = UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=torch.float32)
+    clip = CLIPModel.from_pretrained(config.clip).eval()
+    for module in (text, unet, clip):
+        module.requires_grad_(False)
+    return nets.load_tokenizer(base / "tokenizer"), text, unet, clip
+
+
+class IPTrainer:
+    def __init__(self, config: IPTrainConfig, workdir: str | Path) -> None:
+        import torch
+
+        self.config, self.workdir = config, Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tokenizer, self.text, self.unet, self.clip = load_frozen(config)
+        embed_dim = self.clip.config.projection_dim
+        ip_adapter.attach(self.unet, ip_adapter.fresh_state_dict(self.unet, embed_dim, config.seed))
+        self.params = [p for p in self.unet.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
+        self.scheduler = nets.build_train_scheduler()
+        self.step, self.wall_seconds, self.history = 0, 0.0, []
+        self.rows = train_rows()
+        if (self.workdir / CHECKPOINT).exists():
+            state = torch.load(self.workdir / CHECKPOINT, map_location="cpu", weights_only=False)
+            if state["config"] != asdict(config):
+                raise UserError(f"{self.workdir / CHECKPOINT} was trained with config {state['config']}; resume "
+                                f"with the same options or use a new --workdir.")
+            ip_adapter.attach(self.unet, state["adapter"])
+            self.params = [p for p in self.unet.parameters() if p.requires_grad]
+            self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+
+    def train_step(self) -> float:
+        import torch
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
+        captions, pixels = make_batch(self.rows, self.config.seed, self.step, self.config.batch,
+                                      self.config.caption_dropout)
+        images = to_tensor(pixels)
+        x0 = nets.pack(images)
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=gen)
+        with torch.no_grad():
+            states, pooled = nets.encode(self.text, nets.tokenize(self.tokenizer, captions))
+            embeds = self.clip.get_image_features(pixel_values=images).pooler_output
+        noisy = self.scheduler.add_noise(x0, noise, t)
+        pred = self.unet(noisy, t, encoder_hidden_states=states, class_labels=pooled,
+                         added_cond_kwargs={"image_embeds": [embeds[:, None]]}).sample
+        loss = torch.nn.functional.mse_loss(pred, self.scheduler.get_velocity(x0, noise, t))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def save(self) -> None:
+        import torch
+
+        state = {"config": asdict(self.config), "step": self.step, "wall_seconds": self.wall_seconds,
+                 "history": self.history, "adapter": ip_adapter.state_dict_of(self.unet),
+                 "optimizer": self.optimizer.state_dict()}
+        torch.save(state, self.workdir / (CHECKPOINT + ".tmp"))
+        os.replace(self.workdir / (CHECKPOINT + ".tmp"), self.workdir / CHECKPOINT)
+
+    def run(self, max_steps: int, minutes: float | None = None, checkpoint_minutes: float = 5.0,
+            log_every: int = 50, on_step: Any = None) -> None:
+        start = last_save = time.monotonic()
+        window: list[float] = []
+        while self.step < max_steps:
+            tick = time.monotonic()
+            window.append(self.train_step())
+            self.wall_seconds += time.monotonic() - tick
+            if on_step:
+                on_step(self.step)
+            if self.step % log_every == 0 or self.step == max_steps:
+                self.history.append({"step": self.step, "loss": sum(window) / len(window),
+                                     "wall_seconds": round(self.wall_seconds, 1)})
+                window = []
+            if time.monotonic() - last_save > checkpoint_minutes * 60:
+                self.save()
+                last_save = time.monotonic()
+            if minutes is not None and time.monotonic() - start > minutes * 60:
+                break
+        self.save()
+
+    def export(self, out: str | Path) -> Path:
+        """Write ip_adapter/ip_adapter.safetensors (official layout, flattened) and image_encoder/ into `out`."""
+        import json
+
+        from safetensors.torch import save_file
+
+        out = Path(out)
+        (out / "ip_adapter").mkdir(parents=True, exist_ok=True)
+        flat = ip_adapter.flatten(ip_adapter.state_dict_of(self.unet))
+        save_file(flat, out / "ip_adapter" / "ip_adapter.safetensors")
+        if (out / "image_encoder").exists():
+            shutil.rmtree(out / "image_encoder")
+        shutil.copytree(self.config.clip, out / "image_encoder")
+        manifest = {"component": "ip-adapter", "step": self.step, "train_wall_seconds": round(self.wall_seconds, 1),
+                    "config": asdict(self.config), "recent_train_loss": self.history[-1] if self.history else None}
+        (out / "ip_adapter" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return out

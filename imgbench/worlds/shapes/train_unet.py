@@ -1,0 +1,238 @@
+"""Training the shapes text-to-image model (text encoder + UNet jointly), resumable and bit-reproducible.
+
+Recipe (reference/shapes_feasibility.md §3): v-prediction on a cosine (`squaredcos_cap_v2`)
+schedule, AdamW with linear warm-up, gradient clipping, EMA of both networks, and caption
+dropout so the caption-free branch that classifier-free guidance needs is trained too.
+
+Every random draw of step k comes from generators seeded by (seed, k) — the captions, the
+rendered layouts, the dropout mask, the noise and the timesteps — so a run resumed from a
+checkpoint takes exactly the steps an uninterrupted run takes (tests check both).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgbench.errors import UserError
+from imgbench.worlds.shapes import nets
+from imgbench.worlds.shapes.grammar import SKILLS, splits
+from imgbench.worlds.shapes.render import draw, layout
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class UNetTrainConfig:
+    """Everything that changes the trained weights (saved with every checkpoint and the manifest)."""
+
+    seed: int = 0
+    batch: int = 64
+    lr: float = 1e-3
+    warmup: int = 200
+    caption_dropout: float = 0.15
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    unet: dict[str, Any] = field(default_factory=dict)
+    """Overrides of nets.UNET_CONFIG (tests use tiny ones)."""
+    text: dict[str, Any] = field(default_factory=dict)
+    """Overrides of nets.TEXT_CONFIG."""
+    init_from: str = ""
+    """A snapshot or exported weights folder to warm-start from (live and EMA weights, its step count;
+    fresh optimiser state): how a new machine continues from the weights committed to the repo."""
+
+
+def train_rows() -> list[list[tuple[str, dict[str, Any]]]]:
+    """Train captions per skill (skills are drawn uniformly, then a caption within the skill)."""
+    table = splits()["train"]
+    return [[(caption, spec) for caption, spec, _ in table[skill]] for skill in SKILLS]
+
+
+def make_batch(rows: list[list[tuple[str, dict[str, Any]]]], seed: int, step: int, batch: int,
+               dropout: float) -> tuple[list[str], np.ndarray]:
+    """Captions (some dropped to "") and uint8 renders (B, 32, 32, 3) for step `step`."""
+    rng = np.random.default_rng([seed, step])
+    captions, pixels = [], []
+    for _ in range(batch):
+        skill_rows = rows[int(rng.integers(len(rows)))]
+        caption, spec = skill_rows[int(rng.integers(len(skill_rows)))]
+        pixels.append(draw(layout(spec, rng)))
+        captions.append("" if rng.random() < dropout else caption)
+    return captions, np.stack(pixels)
+
+
+def to_tensor(pixels: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+class UNetTrainer:
+    """Holds the networks, optimiser and EMA; `run` trains until a step or time budget and checkpoints."""
+
+    def __init__(self, config: UNetTrainConfig, workdir: str | Path) -> None:
+        import torch
+
+        self.config = config
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tokenizer = nets.build_tokenizer()
+        with torch.random.fork_rng():  # seeded initial weights without disturbing the caller's global RNG
+            torch.manual_seed(config.seed)
+            self.text = nets.build_text_encoder(len(self.tokenizer), config.text)
+            self.unet = nets.build_unet(self.text.config.hidden_size, config.unet)
+        self.scheduler = nets.build_train_scheduler()
+        params = list(self.text.parameters()) + list(self.unet.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+        self.ema_text, self.ema_unet = copy.deepcopy(self.text), copy.deepcopy(self.unet)
+        self.step = 0
+        self.wall_seconds = 0.0
+        self.history: list[dict[str, float]] = []
+        self.rows = train_rows()
+        if (self.workdir / CHECKPOINT).exists():
+            self._load()
+        elif config.init_from:
+            self._warm_start(Path(config.init_from))
+
+    # -- one step -------------------------------------------------------------------------------------------
+    def loss_at(self, step: int) -> Any:
+        import torch
+
+        captions, pixels = make_batch(self.rows, self.config.seed, step, self.config.batch,
+                                      self.config.caption_dropout)
+        x0 = nets.pack(to_tensor(pixels))
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=gen)
+        states, pooled = nets.encode(self.text, nets.tokenize(self.tokenizer, captions))
+        noisy = self.scheduler.add_noise(x0, noise, t)
+        pred = self.unet(noisy, t, encoder_hidden_states=states, class_labels=pooled).sample
+        return torch.nn.functional.mse_loss(pred, self.scheduler.get_velocity(x0, noise, t))
+
+    def train_step(self) -> float:
+        import torch
+
+        lr = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = self.loss_at(self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self.optimizer.step()
+        self._update_ema()
+        self.step += 1
+        return float(loss.detach())
+
+    def _update_ema(self) -> None:
+        import torch
+
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for live, ema in ((self.text, self.ema_text), (self.unet, self.ema_unet)):
+                ema_params, live_params = list(ema.parameters()), list(live.parameters())
+                torch._foreach_mul_(ema_params, decay)
+                torch._foreach_add_(ema_params, live_params, alpha=1 - decay)
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Atomic: write a temp file, then rename, so a killed process never leaves half a checkpoint."""
+        import torch
+
+        state = {"config": asdict(self.config), "step": self.step, "wall_seconds": self.wall_seconds,
+                 "history": self.history, "text": self.text.state_dict(), "unet": self.unet.state_dict(),
+                 "ema_text": self.ema_text.state_dict(), "ema_unet": self.ema_unet.state_dict(),
+                 "optimizer": self.optimizer.state_dict()}
+        tmp = self.workdir / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.workdir / CHECKPOINT)
+
+    def _load(self) -> None:
+        import torch
+
+        state = torch.load(self.workdir / CHECKPOINT, map_location="cpu", weights_only=False)
+        # Fields added to the config later take their defaults for older checkpoints.
+        saved = {**asdict(UNetTrainConfig()), **state["config"]}
+        if saved != asdict(self.config):
+            raise UserError(f"{self.workdir / CHECKPOINT} was trained with config {state['config']}, not "
+                            f"{asdict(self.config)}; resume with the same options or use a new --workdir.")
+        self.text.load_state_dict(state["text"])
+        self.unet.load_state_dict(state["unet"])
+        self.ema_text.load_state_dict(state["ema_text"])
+        self.ema_unet.load_state_dict(state["ema_unet"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+        logger.info("resumed %s at step %d (%.0f s of training so far)", self.workdir, self.step, self.wall_seconds)
+
+    def _warm_start(self, folder: Path) -> None:
+        import torch
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        state = folder / "train_state.json" if (folder / "train_state.json").exists() else folder / "manifest.json"
+        if not state.exists():
+            raise UserError(f"--init-from {folder}: no train_state.json or manifest.json (a snapshot or exported "
+                            f"weights folder is needed).")
+        text = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
+        unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
+        for live, ema, loaded in ((self.text, self.ema_text, text), (self.unet, self.ema_unet, unet)):
+            live.load_state_dict(loaded.state_dict())
+            ema.load_state_dict(loaded.state_dict())
+        facts = json.loads(state.read_text())
+        self.step = int(facts["step"])
+        self.wall_seconds = float(facts.get("wall_seconds", facts.get("train_wall_seconds", 0.0)))
+        logger.info("warm-started from %s at step %d", folder, self.step)
+
+    def snapshot(self) -> Path:
+        """The EMA networks plus tokenizer in library format (fp16 to halve the size), for eval and export."""
+        import torch
+
+        folder = self.workdir / "snapshots" / f"step_{self.step:06d}"
+        for name, module in (("text_encoder", self.ema_text), ("unet", self.ema_unet)):
+            copy.deepcopy(module).to(torch.float16).save_pretrained(folder / name)
+        self.tokenizer.save_pretrained(folder / "tokenizer")
+        nets.build_sampler().save_pretrained(folder / "scheduler")
+        facts = {"step": self.step, "wall_seconds": round(self.wall_seconds, 1), "config": asdict(self.config),
+                 "recent_loss": self.history[-1]["loss"] if self.history else None}
+        (folder / "train_state.json").write_text(json.dumps(facts, indent=2))
+        return folder
+
+    # -- loop -----------------------------------------------------------------------------------------------
+    def run(self, max_steps: int, minutes: float | None = None, checkpoint_minutes: float = 5.0,
+            snapshot_every: int = 0, log_every: int = 50, on_step: Any = None) -> None:
+        start = time.monotonic()
+        last_save = start
+        window: list[float] = []
+        while self.step < max_steps:
+            tick = time.monotonic()
+            window.append(self.train_step())
+            self.wall_seconds += time.monotonic() - tick
+            if on_step:
+                on_step(self.step)
+            if self.step % log_every == 0 or self.step == max_steps:
+                self.history.append({"step": self.step, "loss": float(np.mean(window)),
+                                     "wall_seconds": round(self.wall_seconds, 1)})
+                logger.info("step %d loss %.4f (%.2f s/step)", self.step, np.mean(window),
+                            self.wall_seconds / max(1, self.step))
+                window = []
+            if snapshot_every and self.step % snapshot_every == 0:
+                self.save()
+                last_save = time.monotonic()
+                self.snapshot()
+            if time.monotonic() - last_save > checkpoint_minutes * 60:
+                self.save()
+                last_save = time.monotonic()
+            if minutes is not None and time.monotonic() - start > minutes * 60:
+                break
+        self.save()

@@ -1,0 +1,69 @@
+"""The shapes IP-Adapter: diffusers' loader round trip, resumable training, tokens through the model API."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from shapes_helpers import tiny_snapshot
+
+from imgbench.api.records import GenerationRequest
+from imgbench.cli import main as cli_main
+from imgbench.worlds.shapes import ip_adapter, nets
+from imgbench.worlds.shapes.model import ShapesModel
+from imgbench.worlds.shapes.tasks import split_prompts
+from imgbench.worlds.shapes.train_ip import IPTrainConfig, IPTrainer
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ip")
+    base = tiny_snapshot(root / "unet")
+    assert cli_main(["train", "shapes", "clip", "--workdir", str(root / "clip-work"), "--tiny", "--steps", "1",
+                     "--batch", "8", "--export", str(root / "clip")]) == 0
+    return root, base, root / "clip"
+
+
+def test_official_layout_round_trips_through_diffusers_loader():
+    import torch
+
+    unet = nets.build_unet(32, {"block_out_channels": [16, 16, 32]})
+    state = ip_adapter.fresh_state_dict(unet, 24)
+    ip_adapter.attach(unet, state)
+    back = ip_adapter.state_dict_of(unet)
+    assert all(torch.equal(state[g][k], back[g][k]) for g in state for k in state[g])
+    assert set(back["ip_adapter"]) >= {"1.to_k_ip.weight", "1.to_v_ip.weight"}
+
+
+def test_ip_training_resumes_exactly_and_exports_a_usable_model(parts, tmp_path):
+    import torch
+
+    root, base, clip = parts
+    config = IPTrainConfig(base=str(base), clip=str(clip), batch=4, warmup=1)
+    straight = IPTrainer(config, tmp_path / "a")
+    straight.run(2)
+    IPTrainer(config, tmp_path / "b").run(1)
+    resumed = IPTrainer(config, tmp_path / "b")
+    resumed.run(2)
+    a, b = ip_adapter.state_dict_of(straight.unet), ip_adapter.state_dict_of(resumed.unet)
+    assert all(torch.equal(a[g][k], b[g][k]) for g in a for k in a[g])
+
+    folder = tmp_path / "model"
+    shutil.copytree(base, folder)
+    without = ShapesModel(model_path=str(folder), steps=2)
+    assert not without.supports_image_tokens
+    straight.export(folder)
+    model = ShapesModel(model_path=str(folder), steps=2, guidance=2.0)
+    assert model.supports_image_tokens
+    requests = [GenerationRequest(p, 0, 32, 32) for p in split_prompts("val")[:3]]
+    plain = [np.asarray(im) for im in model.generate(requests)]
+    tokens = model.encode_image(model.generate(requests))
+    assert tuple(tokens.shape) == (3, ip_adapter.NUM_TOKENS, 32)
+    at_zero = [np.asarray(im) for im in model.generate(requests, image_tokens=tokens, ip_scale=0.0)]
+    assert all(np.array_equal(x, y) for x, y in zip(plain, at_zero, strict=True))
+    scaled = [np.asarray(im) for im in model.generate(requests, image_tokens=tokens, ip_scale=1.0)]
+    assert any(not np.array_equal(x, y) for x, y in zip(plain, scaled, strict=True))
+    one = np.asarray(model.generate(requests[1:2], image_tokens=tokens[1:2], ip_scale=1.0)[0])
+    assert np.array_equal(one, scaled[1])
+    assert model.identity()["weights_sha256"] != without.identity()["weights_sha256"]
