@@ -140,7 +140,10 @@ def test_missing_defaults_exit_2_naming_what_is_missing(tmp_path, capsys) -> Non
 
 
 @pytest.mark.parametrize(("arg", "message"), [("device=tpu", "expected cpu, cuda"), ("ip_scale=-0.2", "ip_scale"),
-                                              ("passes=0", "at least 1")])
+                                              ("passes=0", "at least 1"),
+                                              ("save_answer=maybe", "save_answer must be true or false"),
+                                              ("reuse_base=maybe", "reuse_base must be true or false"),
+                                              ("save_tokens=maybe", "save_tokens must be true or false")])
 def test_bad_method_args_exit_2_before_any_generation(inputs, tmp_path, capsys, arg, message) -> None:
     assert cli(img_args(inputs, tmp_path / "results", arg)) == 2
     assert message in capsys.readouterr().err

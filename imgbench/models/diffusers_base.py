@@ -17,6 +17,7 @@ from imgbench.api.model import Model
 from imgbench.errors import UserError
 from imgbench.models.hub import ResolvedSource, WeightSource
 from imgbench.models.memory import DTYPE_BYTES, GB, check_fits, folder_params
+from imgbench.util.text import as_bool
 
 if TYPE_CHECKING:
     import torch
@@ -91,11 +92,11 @@ class DiffusersModel(Model):
         self.steps = int(steps)
         self.guidance = float(guidance)
         self.scheduler = scheduler
-        self.cpu_offload = bool(cpu_offload)
+        self.cpu_offload = as_bool(cpu_offload, "cpu_offload")
         if self.cpu_offload and not self.device.startswith("cuda"):
             raise UserError(f"cpu_offload needs a CUDA device (the model runs on {self.device}); drop "
                             f"--model-arg cpu_offload=true or use --device cuda.")
-        self.attention_slicing = bool(attention_slicing)
+        self.attention_slicing = as_bool(attention_slicing, "attention_slicing")
         self.memory_gb = memory_gb
         self.settings = dict(settings or {})
         self.supports_image_tokens = bool(self.lazy_sources.get("ip_adapter"))
