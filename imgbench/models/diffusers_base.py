@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from imgbench.api.model import Model
 from imgbench.errors import UserError
-from imgbench.models.hub import ResolvedSource, WeightSource
+from imgbench.models.hub import ResolvedSource, WeightSource, resolve_all
 from imgbench.models.memory import DTYPE_BYTES, GB, check_fits, folder_params
 from imgbench.util.text import as_bool
 
@@ -79,8 +79,9 @@ class DiffusersModel(Model):
                  device: str | None, dtype: str | None, steps: int, guidance: float, scheduler: str | None,
                  cpu_offload: bool, attention_slicing: bool, memory_gb: float | None,
                  settings: dict[str, Any] | None = None) -> None:
-        # Weights first: a missing model must fail in well under a second, before torch is imported.
-        self.resolved: dict[str, ResolvedSource] = {role: src.resolve() for role, src in sources.items()}
+        # Weights first: a missing model must fail in well under a second, before torch is imported,
+        # naming every missing source at once.
+        self.resolved: dict[str, ResolvedSource] = resolve_all(sources, lazy_sources)
         self.lazy_sources = dict(lazy_sources or {})
         self._lazy_identity = {role: src.declared() for role, src in self.lazy_sources.items()}
         if int(steps) < 1:

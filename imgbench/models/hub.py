@@ -94,10 +94,24 @@ class WeightSource:
 
         path = try_to_load_from_cache(self.repo_id, self.probe, cache_dir=self.cache_dir, revision=self.revision)
         if not isinstance(path, str):
-            raise UserError(self.missing_message(reason))
+            raise MissingWeights(self, reason)
         commit = snapshot_commit(path)
         logger.info("%s: using the cached snapshot %s of %s (%s)", self.role, commit, self.repo_id, reason)
         return ResolvedSource(self, location=self.repo_id, commit=commit, digest=None, local_only=True)
+
+    def in_cache(self) -> bool:
+        """Whether the hub files are in the local cache (no network): how lazy sources are checked up front."""
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(self.repo_id, self.probe, cache_dir=self.cache_dir,
+                                                 revision=self.revision), str)
+
+    def flag_usage(self) -> str:
+        """How to point this source at a folder: '--model-path DIR', '--model-arg unet_path=DIR'."""
+        return self.flag if "=" in self.flag else f"{self.flag} DIR"
+
+    def download_command(self) -> str:
+        return f"hf download {self.repo_id}" + (f" --revision {self.revision}" if self.revision else "")
 
     def missing_message(self, reason: str) -> str:
         from huggingface_hub import constants
@@ -109,6 +123,57 @@ class WeightSource:
                 f"where the hub is reachable with `hf download {self.repo_id}{revision}` (huggingface_hub < 1.0: "
                 f"`huggingface-cli download {self.repo_id}{revision}`) and copy the cache here (HF_HOME / "
                 f"HF_HUB_CACHE), or pass {self.flag} DIR with a local folder laid out like the repo.")
+
+
+class MissingWeights(UserError):
+    """A hub source that is neither in the local cache nor downloadable (collected by `resolve_all`)."""
+
+    def __init__(self, source: WeightSource, reason: str) -> None:
+        super().__init__(source.missing_message(reason))
+        self.source, self.reason = source, reason
+
+
+def resolve_all(sources: dict[str, WeightSource],
+                lazy: dict[str, WeightSource] | None = None) -> dict[str, ResolvedSource]:
+    """Resolve every source, and report every missing one in ONE error with each download command.
+
+    Stopping at the first miss made `sdxl-dpo` users download the SDXL base only to meet a second
+    error for the UNet. When something is missing anyway, hub sources loaded later (`lazy`: the
+    IP-Adapter) are checked in the cache too, so one round of downloads is enough.
+    """
+    resolved: dict[str, ResolvedSource] = {}
+    missing: list[MissingWeights] = []
+    errors: list[UserError] = []
+    for role, source in sources.items():
+        try:
+            resolved[role] = source.resolve()
+        except MissingWeights as exc:
+            missing.append(exc)
+        except UserError as exc:
+            errors.append(exc)
+    if not missing and not errors:
+        return resolved
+    later = [s for s in (lazy or {}).values() if missing and s.repo_id and not s.local_path and not s.in_cache()]
+    if len(missing) + len(errors) + len(later) == 1:
+        raise (missing or errors)[0]
+    parts = [missing_weights_message(missing, later)] if missing else []
+    raise UserError(" Also: ".join([*parts, *(str(e) for e in errors)]))
+
+
+def missing_weights_message(missing: list[MissingWeights], later: list[WeightSource]) -> str:
+    """Every missing source with its `hf download` command (and the *_path alternative)."""
+    from huggingface_hub import constants
+
+    caches = sorted({s.cache_dir or constants.HF_HUB_CACHE for s in [*(m.source for m in missing), *later]})
+    reasons = "; ".join(dict.fromkeys(m.reason for m in missing))
+    lines = [f"  `{m.source.download_command()}`  ({m.source.role}; or {m.source.flag_usage()} with a local folder)"
+             for m in missing]
+    lines += [f"  `{s.download_command()}`  ({s.role}, loaded for image tokens, e.g. method img; "
+              f"or {s.flag_usage()})" for s in later]
+    return (f"{len(lines)} sets of weights of this model are not in the local Hugging Face cache "
+            f"({', '.join(caches)}) and cannot be downloaded: {reasons}. Fix: pre-download all of them where the "
+            f"hub is reachable and copy the cache here (HF_HOME / HF_HUB_CACHE):\n" + "\n".join(lines)
+            + "\n(huggingface_hub < 1.0: `huggingface-cli download` with the same arguments.)")
 
 
 @dataclass(frozen=True)
