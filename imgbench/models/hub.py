@@ -22,18 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
+from imgbench.util.hub import offline, unreachable
 
 logger = logging.getLogger(__name__)
 
 #: Seconds to wait for the hub's answer on which commit a revision is; downloads use the hub's own timeouts.
 HUB_TIMEOUT_S = float(os.environ.get("IMGBENCH_HUB_TIMEOUT", "4"))
-_TRUE = {"1", "true", "yes", "on"}
 _SKIP_DIRS = {".git", ".cache", ".huggingface"}
-
-
-def offline() -> bool:
-    """True when IMGBENCH_OFFLINE or HF_HUB_OFFLINE forbids every download."""
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("IMGBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 @dataclass(frozen=True)
@@ -72,6 +67,8 @@ class WeightSource:
             raise UserError(f"no weights given for the {self.role}: set a hub id or {self.flag}.")
         if offline():
             return self._from_cache(reason="offline mode is on (IMGBENCH_OFFLINE / HF_HUB_OFFLINE)")
+        if (error := unreachable()) is not None:  # fail (or fall back) in seconds, not after the hub's retries
+            return self._from_cache(reason=f"the hub is unreachable ({error})")
         from huggingface_hub import HfApi
         from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
