@@ -63,6 +63,10 @@ class IMGMethod(Method):
                             f"{', '.join(GUIDANCE_SOURCES)}.")
         if passes < 1 or rounds < 1:
             raise UserError(f"passes and rounds must be at least 1, got passes={passes}, rounds={rounds}.")
+        whole = isinstance(answer_tokens, int) and not isinstance(answer_tokens, bool)
+        if save_answer and (not whole or answer_tokens < 1):
+            raise UserError(f"answer_tokens must be a whole number of at least 1 when save_answer is on (the length "
+                            f"of the MLLM's saved answer), got {answer_tokens!r}.")
         if float(ip_scale) < 0:
             raise UserError(f"ip_scale must be at least 0 (paper: 0.2), got {ip_scale}.")
         if device is not None:
