@@ -89,6 +89,14 @@ def test_missing_weights_message_names_the_repo_and_both_fixes(tmp_path, monkeyp
         make_model("sdxl", unet_id="someone/missing-unet", cache_dir=str(tmp_path))
     with pytest.raises(UserError, match="model_index.json"):
         make_model("sdxl", model_path=str(tmp_path))
+    # a swapped component's folder without its config: the option as written, no blank repo name
+    for flag, role, probe in (("unet_path", "UNet", "unet/config.json"), ("vae_path", "VAE", "config.json")):
+        with pytest.raises(UserError) as caught:
+            make_model("sdxl", **{flag: str(tmp_path)})
+        assert str(caught.value) == (f"--model-arg {flag}={tmp_path}: expected the {role} laid out like its hub repo "
+                                     f"(with {probe}), but {tmp_path / probe} does not exist.")
+    with pytest.raises(UserError, match=r"the hub repo someone/dpo \(with unet/config.json\)"):
+        make_model("sdxl", unet_id="someone/dpo", unet_path=str(tmp_path))
 
 
 def test_every_missing_source_is_named_in_one_error(hub_cache, monkeypatch):

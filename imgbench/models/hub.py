@@ -59,12 +59,13 @@ class WeightSource:
         if self.local_path:
             folder = Path(self.local_path).expanduser()
             if not (folder / self.probe).is_file():
-                raise UserError(f"{self.flag} {folder}: expected the {self.role} laid out like the hub repo "
-                                f"{self.repo_id or ''} (with {self.probe}), but {folder / self.probe} does not exist.")
+                like = f"the hub repo {self.repo_id}" if self.repo_id else "its hub repo"
+                raise UserError(f"{flag_with(self.flag, folder)}: expected the {self.role} laid out like {like} "
+                                f"(with {self.probe}), but {folder / self.probe} does not exist.")
             return ResolvedSource(self, location=str(folder), commit=None,
                                   digest=folder_digest(folder, self.role, self.flag), local_only=True)
         if not self.repo_id:
-            raise UserError(f"no weights given for the {self.role}: set a hub id or {self.flag}.")
+            raise UserError(f"no weights given for the {self.role}: set a hub id or {self.flag_usage()}.")
         if offline():
             return self._from_cache(reason="offline mode is on (IMGBENCH_OFFLINE / HF_HUB_OFFLINE)")
         if (error := unreachable()) is not None:  # fail (or fall back) in seconds, not after the hub's retries
@@ -119,7 +120,7 @@ class WeightSource:
                 f"the local Hugging Face cache ({cache}) and cannot be downloaded: {reason}. Fix: pre-download them "
                 f"where the hub is reachable with `hf download {self.repo_id}{revision}` (huggingface_hub < 1.0: "
                 f"`huggingface-cli download {self.repo_id}{revision}`) and copy the cache here (HF_HOME / "
-                f"HF_HUB_CACHE), or pass {self.flag} DIR with a local folder laid out like the repo.")
+                f"HF_HUB_CACHE), or pass {self.flag_usage()} with a local folder laid out like the repo.")
 
 
 class MissingWeights(UserError):
@@ -198,6 +199,11 @@ class ResolvedSource:
                 "cache_dir": self.source.cache_dir}
 
 
+def flag_with(flag: str, value: str | Path) -> str:
+    """The option as the user wrote it: '--model-path /x', '--model-arg unet_path=/x' (flags may end in '=DIR')."""
+    return flag.replace("=DIR", f"={value}") if flag.endswith("=DIR") else f"{flag} {value}"
+
+
 def snapshot_commit(path: str | Path) -> str:
     """The commit of a file inside a hub-cache snapshot (…/snapshots/<commit>/…)."""
     parts = Path(path).parts
@@ -220,7 +226,7 @@ def folder_digest(folder: str | Path, role: str = "weights", flag: str = "--mode
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise UserError(f"{flag} {folder}: not a folder (expected the {role} laid out like its hub repo).")
+        raise UserError(f"{flag_with(flag, folder)}: not a folder (expected the {role} laid out like its hub repo).")
     cache_file = _digest_cache_path()
     try:
         cache = json.loads(cache_file.read_text())
@@ -239,7 +245,7 @@ def folder_digest(folder: str | Path, role: str = "weights", flag: str = "--mode
             changed = True
         entries.append(f"{path.relative_to(folder).as_posix()}:{cache[key]}")
     if not entries:
-        raise UserError(f"{flag} {folder}: the folder is empty (expected the {role}).")
+        raise UserError(f"{flag_with(flag, folder)}: the folder is empty (expected the {role}).")
     if changed:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
