@@ -172,24 +172,30 @@ def test_cli_resume_after_interruption_equals_uninterrupted(cli_inputs, monkeypa
     assert log[-1]["step"] == 12 and {"loss", "base", "pref", "ref_updates"} <= log[-1].keys()
 
 
-def test_cli_periodic_evaluation_logs_the_img_run_and_its_mean(cli_inputs) -> None:
+@pytest.mark.parametrize("guidance", ["finetuned-mllm", "mllm"])
+def test_cli_periodic_evaluation_logs_the_img_run_and_its_mean(cli_inputs, tmp_path, guidance) -> None:
     root, llava, templates = cli_inputs
-    args = train_args(root, llava, templates, "evaluated")
+    out = f"evaluated-{guidance}"
+    args = train_args(root, llava, templates, out)
     args[args.index("--steps") + 1] = "4"
-    assert cli([*args, "--eval-every", "2", "--eval-task", "tiny", "--eval-scorer", "dummy", "--eval-limit", "2",
-                "--eval-seeds", "0-1"]) == 0
-    log = [json.loads(line) for line in (root / "evaluated" / "log.jsonl").read_text().splitlines()]
+    if guidance != "finetuned-mllm":  # other guidance states: its own cache
+        args[args.index("--cache") + 1] = str(tmp_path / "cache")
+    assert cli([*args, "--guidance", guidance, "--eval-every", "2", "--eval-task", "tiny", "--eval-scorer", "dummy",
+                "--eval-limit", "2", "--eval-seeds", "0-1"]) == 0
+    log = [json.loads(line) for line in (root / out / "log.jsonl").read_text().splitlines()]
     evals = [entry for entry in log if "eval" in entry]
     assert [entry["step"] for entry in evals] == [2, 4]
     for entry in evals:
         result = entry["eval"]
         assert result["scorer"] == "dummy" and isinstance(result["mean"], float)
         run = Path(result["run"])
-        assert run.is_relative_to(root / "evaluated" / "eval-runs") and "/img/" in run.as_posix()
+        assert run.is_relative_to(root / out / "eval-runs") and "/img/" in run.as_posix()
         assert len((run / "generations.jsonl").read_text().splitlines()) == 4  # 2 prompts x 2 seeds
-        # the evaluated run used the aligner saved at that step
-        aligner = json.loads((run / "run.json").read_text())["identity"]["method"]["params"]["aligner"]
-        assert aligner == str(root / "evaluated" / "eval" / f"step-{entry['step']}" / "aligner.safetensors")
+        # the evaluated run used the aligner saved at that step, with the guidance it was trained on
+        params = json.loads((run / "run.json").read_text())["identity"]["method"]["params"]
+        assert params["aligner"] == str(root / out / "eval" / f"step-{entry['step']}" / "aligner.safetensors")
+        assert params["guidance"] == guidance
+        assert params["original_mllm" if guidance == "mllm" else "mllm"] == str(llava)
     assert evals[0]["eval"]["run"] != evals[1]["eval"]["run"]
 
 
