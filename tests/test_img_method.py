@@ -140,8 +140,13 @@ def test_missing_defaults_exit_2_naming_what_is_missing(tmp_path, capsys) -> Non
 
 
 @pytest.mark.parametrize(("arg", "message"), [("device=tpu", "expected cpu, cuda"), ("ip_scale=-0.2", "ip_scale"),
-                                              ("passes=0", "at least 1")])
+                                              ("passes=0", "at least 1"),
+                                              ("save_answer=maybe", "save_answer must be true or false"),
+                                              ("reuse_base=maybe", "reuse_base must be true or false"),
+                                              ("save_tokens=maybe", "save_tokens must be true or false"),
+                                              ("save_answer=true answer_tokens=0", "answer_tokens must be"),
+                                              ("save_answer=true answer_tokens=-3", "at least 1 when save_answer")])
 def test_bad_method_args_exit_2_before_any_generation(inputs, tmp_path, capsys, arg, message) -> None:
-    assert cli(img_args(inputs, tmp_path / "results", arg)) == 2
+    assert cli(img_args(inputs, tmp_path / "results", *arg.split())) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.glob("results/runs/*/*/*/*/images/*/*.png"))

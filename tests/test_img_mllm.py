@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 import torch
 from img_helpers import original_llava, tiny_clip
@@ -136,3 +142,59 @@ def test_load_mllm_converts_original_format_once(converted, tmp_path, monkeypatc
         resolve_weights("shi-labs/IMG/llava")
     with pytest.raises(UserError, match="`hf download shi-labs/IMG aligner_sdxl.pth`"):
         resolve_file("shi-labs/IMG/aligner_sdxl.pth")
+
+
+CLOSED_PORT_PROBE = """
+import json, sys, time
+from imgbench.errors import UserError
+from imgbench.mllm.weights import resolve_file, resolve_weights
+out = {}
+for name, resolve in (("shi-labs/IMG/llava", resolve_weights), ("shi-labs/IMG/aligner_sdxl.pth", resolve_file),
+                      ("llava-hf/llava-1.5-13b-hf", resolve_weights)):
+    start = time.monotonic()
+    try:
+        resolve(name)
+        out[name] = {"error": None}
+    except UserError as exc:
+        out[name] = {"error": str(exc)}
+    out[name]["seconds"] = time.monotonic() - start
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("hf_hub_offline", [None, "false"], ids=["unset", "false"])
+def test_mllm_and_aligner_downloads_fail_fast_on_a_closed_port(tmp_path, hf_hub_offline):
+    """Downloads allowed but refused (every route to the hub is a closed port): a UserError in seconds naming the
+    hub id and the fix, not huggingface_hub's ~25 s of retries; HF_HUB_OFFLINE=false does not mean offline."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("IMGBENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_ENDPOINT") and not k.lower().endswith("_proxy")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hf" / "hub"), HF_ENDPOINT=closed,
+               HTTP_PROXY=closed, HTTPS_PROXY=closed, ALL_PROXY=closed)
+    if hf_hub_offline is not None:
+        env["HF_HUB_OFFLINE"] = hf_hub_offline
+    result = subprocess.run([sys.executable, "-c", CLOSED_PORT_PROBE], env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    for name, outcome in json.loads(result.stdout.strip().splitlines()[-1]).items():
+        assert outcome["seconds"] < 5, (name, outcome)
+        message = outcome["error"] or ""
+        assert repr(name) in message and "cannot connect" in message and "downloads are off" not in message, message
+        assert f"`hf download {'/'.join(name.split('/')[:2])}" in message, message
+
+
+def test_offline_is_one_shared_reading_of_the_flags(monkeypatch):
+    from imgbench.mllm import weights
+    from imgbench.models import hub as model_hub
+    from imgbench.scorers import hub as scorer_hub
+    from imgbench.suites import fetch
+    from imgbench.util import hub
+
+    assert weights.offline is model_hub.offline is scorer_hub.offline is fetch.offline is hub.offline
+    monkeypatch.delenv("IMGBENCH_OFFLINE", raising=False)
+    for value, expected in (("false", False), ("0", False), ("", False), ("no", False), ("1", True),
+                            ("true", True), ("YES", True), ("on", True)):
+        monkeypatch.setenv("HF_HUB_OFFLINE", value)
+        assert hub.offline() is expected, value

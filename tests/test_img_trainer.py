@@ -28,13 +28,17 @@ def png(index: int, side: int) -> bytes:
     return buffer.getvalue()
 
 
-def synthetic_cache(folder: Path) -> CachedPairs:
-    """winner = loser + tanh(mean(h) @ A): a fixed function of the loser tokens and the guidance."""
+def synthetic_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(winners, losers, states) with winner = loser + tanh(mean(h) @ A): a fixed function of the loser and h."""
     g = torch.Generator().manual_seed(0)
     losers = torch.randn(N_PAIRS, TOKENS, WIDTH, generator=g)
     states = torch.randn(N_PAIRS, LENGTH, GUIDE, generator=g)
     mixing = torch.randn(GUIDE, WIDTH, generator=g)
-    winners = losers + torch.tanh(states.mean(1) @ mixing)[:, None, :]
+    return losers + torch.tanh(states.mean(1) @ mixing)[:, None, :], losers, states
+
+
+def synthetic_cache(folder: Path, dtype: str = "fp32", pooling: str = "none") -> CachedPairs:
+    winners, losers, states = synthetic_data()
     pairs = [Pair(id=str(i), prompt=f"p{i}", winner=png(i, 1), loser=png(i, 0), info={}) for i in range(N_PAIRS)]
 
     def encode(images):  # the pixel says which pair and which side the image is
@@ -44,16 +48,32 @@ def synthetic_cache(folder: Path) -> CachedPairs:
     def guidance(loser_images, batch):
         return [states[int(p.id)] for p in batch]
 
-    build_cache(folder, pairs, {"synthetic": 1}, encode, guidance, CacheOptions(shard_size=20, dtype="fp32"))
+    build_cache(folder, pairs, {"synthetic": 1}, encode, guidance,
+                CacheOptions(shard_size=20, dtype=dtype, pooling=pooling))
     return CachedPairs(folder)
 
 
-def test_cache_round_trip_and_batches(tmp_path) -> None:
-    cache = synthetic_cache(tmp_path / "cache")
+@pytest.mark.parametrize(("dtype", "pooling"), [("fp32", "none"), ("fp16", "none"), ("fp32", "mean")])
+def test_cache_round_trip_and_batches(tmp_path, dtype, pooling) -> None:
+    from safetensors import safe_open
+
+    cache = synthetic_cache(tmp_path / "cache", dtype, pooling)
     assert len(cache) == N_PAIRS and len(cache.manifest["shards"]) == 4
     assert cache.manifest["token_shape"] == [TOKENS, WIDTH] and cache.manifest["guidance_dim"] == GUIDE
+    assert cache.manifest["identity"]["options"] == {"dtype": dtype, "pooling": pooling}
+    stored_dtype = {"fp32": torch.float32, "fp16": torch.float16}[dtype]
+    with safe_open(str(tmp_path / "cache" / cache.manifest["shards"][0]["file"]), "pt") as shard:
+        assert shard.get_tensor("winner").dtype == shard.get_tensor("states").dtype == stored_dtype
     batch = cache.batch([3, 25])
-    assert batch["states"].shape == (2, LENGTH, GUIDE) and batch["mask"].all()
+    # mean pooling keeps one guidance position per pair: the mean over the prompt's positions
+    length = 1 if pooling == "mean" else LENGTH
+    assert batch["states"].shape == (2, length, GUIDE) and batch["mask"].all()
+    assert batch["winner"].dtype == batch["states"].dtype == torch.float32  # training upcasts the stored values
+    winners, losers, states = synthetic_data()
+    if pooling == "mean":
+        states = states.mean(1, keepdim=True)
+    for name, source in (("winner", winners), ("loser", losers), ("states", states)):
+        assert torch.equal(batch[name], source[[3, 25]].to(stored_dtype).float()), name
     # every item of an epoch is visited once; the order depends on the seed only
     epoch = [i for step in range(N_PAIRS // 8) for i in batch_indices(step, 8, N_PAIRS, seed=1)]
     assert sorted(epoch) == list(range(N_PAIRS))
@@ -150,6 +170,33 @@ def test_cli_resume_after_interruption_equals_uninterrupted(cli_inputs, monkeypa
     assert not torch.equal(a["zero_linear.weight"], torch.zeros_like(a["zero_linear.weight"]))  # it did train
     log = [json.loads(line) for line in (root / "straight" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 12 and {"loss", "base", "pref", "ref_updates"} <= log[-1].keys()
+
+
+@pytest.mark.parametrize("guidance", ["finetuned-mllm", "mllm"])
+def test_cli_periodic_evaluation_logs_the_img_run_and_its_mean(cli_inputs, tmp_path, guidance) -> None:
+    root, llava, templates = cli_inputs
+    out = f"evaluated-{guidance}"
+    args = train_args(root, llava, templates, out)
+    args[args.index("--steps") + 1] = "4"
+    if guidance != "finetuned-mllm":  # other guidance states: its own cache
+        args[args.index("--cache") + 1] = str(tmp_path / "cache")
+    assert cli([*args, "--guidance", guidance, "--eval-every", "2", "--eval-task", "tiny", "--eval-scorer", "dummy",
+                "--eval-limit", "2", "--eval-seeds", "0-1"]) == 0
+    log = [json.loads(line) for line in (root / out / "log.jsonl").read_text().splitlines()]
+    evals = [entry for entry in log if "eval" in entry]
+    assert [entry["step"] for entry in evals] == [2, 4]
+    for entry in evals:
+        result = entry["eval"]
+        assert result["scorer"] == "dummy" and isinstance(result["mean"], float)
+        run = Path(result["run"])
+        assert run.is_relative_to(root / out / "eval-runs") and "/img/" in run.as_posix()
+        assert len((run / "generations.jsonl").read_text().splitlines()) == 4  # 2 prompts x 2 seeds
+        # the evaluated run used the aligner saved at that step, with the guidance it was trained on
+        params = json.loads((run / "run.json").read_text())["identity"]["method"]["params"]
+        assert params["aligner"] == str(root / out / "eval" / f"step-{entry['step']}" / "aligner.safetensors")
+        assert params["guidance"] == guidance
+        assert params["original_mllm" if guidance == "mllm" else "mllm"] == str(llava)
+    assert evals[0]["eval"]["run"] != evals[1]["eval"]["run"]
 
 
 def test_cli_refuses_other_settings_on_resume_and_missing_inputs(cli_inputs, tmp_path) -> None:

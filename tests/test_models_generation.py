@@ -83,3 +83,9 @@ def test_bad_settings_are_user_errors():
         make_model("sd15", dtype="fp8")
     with pytest.raises(UserError, match="steps"):
         make_model("sd15", steps=0)
+    # yes/no arguments take true/false (or 1/0), never any text: bool("maybe") would turn the option on
+    for name in ("cpu_offload", "attention_slicing"):
+        with pytest.raises(UserError, match=f"{name} must be true or false"):
+            make_model("sd15", **{name: "maybe"})
+    assert make_model("sd15", attention_slicing=1).attention_slicing is True
+    assert make_model("sd15", attention_slicing=0).attention_slicing is False

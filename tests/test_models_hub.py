@@ -89,6 +89,33 @@ def test_missing_weights_message_names_the_repo_and_both_fixes(tmp_path, monkeyp
         make_model("sdxl", unet_id="someone/missing-unet", cache_dir=str(tmp_path))
     with pytest.raises(UserError, match="model_index.json"):
         make_model("sdxl", model_path=str(tmp_path))
+    # a swapped component's folder without its config: the option as written, no blank repo name
+    for flag, role, probe in (("unet_path", "UNet", "unet/config.json"), ("vae_path", "VAE", "config.json")):
+        with pytest.raises(UserError) as caught:
+            make_model("sdxl", **{flag: str(tmp_path)})
+        assert str(caught.value) == (f"--model-arg {flag}={tmp_path}: expected the {role} laid out like its hub repo "
+                                     f"(with {probe}), but {tmp_path / probe} does not exist.")
+    with pytest.raises(UserError, match=r"the hub repo someone/dpo \(with unet/config.json\)"):
+        make_model("sdxl", unet_id="someone/dpo", unet_path=str(tmp_path))
+
+
+def test_every_missing_source_is_named_in_one_error(hub_cache, monkeypatch):
+    """A swapped UNet missing with its base: one error, one `hf download` per repo, the IP-Adapter too."""
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    with pytest.raises(UserError) as caught:
+        _hub_model(hub_cache, hub_id="someone/missing-base", unet_id="someone/missing-unet",
+                   ip_adapter_id="someone/missing-ip")
+    message = str(caught.value)
+    for part in ("3 sets of weights", "`hf download someone/missing-base`", "`hf download someone/missing-unet`",
+                 "`hf download someone/missing-ip`", "--model-path DIR", "--model-arg unet_path=DIR with",
+                 "--model-arg ip_adapter_path=DIR)", "offline"):
+        assert part in message, part
+    # what is in the cache is not listed: the cached base and IP-Adapter, only the UNet is missing
+    with pytest.raises(UserError) as caught:
+        _hub_model(hub_cache, unet_id="someone/missing-unet", unet_revision="e" * 40)
+    message = str(caught.value)
+    assert f"hf download someone/missing-unet --revision {'e' * 40}" in message
+    assert "imgbench-test/tiny-sdxl" not in message and "imgbench-test/tiny-ip" not in message
 
 
 def _closed_port() -> int:
@@ -125,6 +152,18 @@ def test_cli_run_without_weights_fails_fast_with_the_fix(tmp_path, offline, mode
     assert elapsed < 5, f"took {elapsed:.1f} s"
     assert repo in result.stderr and f"hf download {repo}" in result.stderr and "--model-path" in result.stderr
     assert ("offline" in result.stderr) if offline else ("unreachable" in result.stderr)
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["offline-env", "closed-port"])
+def test_cli_run_of_a_swapped_model_names_base_unet_and_ip_adapter_at_once(tmp_path, offline):
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "imgbench", "run", "--model", "sdxl-dpo", "--task", "tiny",
+                             "--scorer", "dummy", "--output", str(tmp_path / "results")],
+                            env=_cli_env(tmp_path, offline), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert time.monotonic() - start < 5
+    for repo in ("stabilityai/stable-diffusion-xl-base-1.0", "mhdang/dpo-sdxl-text2image-v1", "h94/IP-Adapter"):
+        assert f"hf download {repo}" in result.stderr, repo
 
 
 def test_cli_run_with_model_path(tmp_path):

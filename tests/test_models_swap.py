@@ -34,3 +34,23 @@ def test_ip_adapter_loads_after_the_swap_onto_the_swapped_unet():
     assert dpo.pipeline.unet.encoder_hid_proj is not None
     guided = dpo.generate(requests()[:1], image_tokens=tokens, ip_scale=0.7)[0]
     assert max_diff(guided, dpo.generate(requests()[:1])[0]) > 0
+
+
+def test_vae_swap_changes_images_and_shares_everything_else(tmp_path):
+    from diffusers import AutoencoderKL
+
+    from imgbench.models.tiny import seeded
+
+    base = make_model("sdxl", ip=False)
+    with seeded(7):  # same config, other weights: a stand-in for a fine-tuned VAE release (sdxl-vae-fp16-fix ...)
+        AutoencoderKL.from_config(base.pipeline.vae.config).save_pretrained(tmp_path / "vae")
+    swapped = make_model("sdxl", ip=False, vae_path=str(tmp_path / "vae"))
+    batch = requests()[:2]
+    assert all(max_diff(a, b) > 8 for a, b in zip(base.generate(batch), swapped.generate(batch), strict=True))
+    for name in ("unet", "text_encoder", "text_encoder_2"):
+        a, b = _state(getattr(base.pipeline, name)), _state(getattr(swapped.pipeline, name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = _state(base.pipeline.vae), _state(swapped.pipeline.vae)
+    assert a.keys() == b.keys() and not all(torch.equal(a[k], b[k]) for k in a)
+    assert swapped.identity()["weights"]["pipeline"] == base.identity()["weights"]["pipeline"]
+    assert "path_digest" in swapped.identity()["weights"]["vae"] and "vae" not in base.identity()["weights"]

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
 from imgbench.util.hashing import sha256_file
+from imgbench.util.hub import offline, unreachable
+
+logger = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
-
-
-def offline() -> bool:
-    return any(os.environ.get(name, "") not in ("", "0") for name in ("IMGBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def folder_digest(folder: Path) -> str:
@@ -55,15 +56,36 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _hub_error(spec: str, exc: Exception) -> UserError:
+def _hub_error(spec: str, exc: BaseException) -> UserError:
     how = "it is not in the local hub cache and downloads are off (IMGBENCH_OFFLINE/HF_HUB_OFFLINE)" if offline() \
-        else f"download failed ({type(exc).__name__}: {exc})"
+        else f"it is not in the local hub cache and the download failed ({type(exc).__name__}: {exc})"
     repo, sub = "/".join(spec.split("/")[:2]), "/".join(spec.split("/")[2:])
     # A folder inside a repo is fetched with --include 'sub/*'; a file by its name.
     what = f" --include '{sub}/*'" if sub and "." not in Path(sub).name else (f" {sub}" if sub else "")
     return UserError(f"{spec!r}: {how}. Download it on a connected machine with `hf download {repo}{what}` "
                      f"(huggingface_hub < 1.0: `huggingface-cli download {repo}{what}`), then copy the Hugging Face "
                      f"cache ($HF_HOME/hub) here, or pass a local path.")
+
+
+def _fetch(spec: str, download: Callable[[bool], str]) -> str:
+    """`download(local_files_only)` from the cache when offline or when the hub cannot be reached (one short
+    TCP probe: huggingface_hub would retry a refused connection for ~25 s), else from the hub."""
+    if offline():
+        try:
+            return download(True)
+        except Exception as exc:  # noqa: BLE001 - hub errors of every kind become one actionable message
+            raise _hub_error(spec, exc) from None
+    if (error := unreachable()) is not None:
+        try:
+            path = download(True)
+        except Exception:  # noqa: BLE001 - not cached either: the unreachable hub is the cause to report
+            raise _hub_error(spec, error) from None
+        logger.info("%s: the hub is unreachable (%s); using the cached copy", spec, error)
+        return path
+    try:
+        return download(False)
+    except Exception as exc:  # noqa: BLE001
+        raise _hub_error(spec, exc) from None
 
 
 def _split_hub(spec: str) -> tuple[str, str]:
@@ -84,10 +106,8 @@ def resolve_weights(name_or_path: str, revision: str | None = None) -> tuple[str
     from huggingface_hub import snapshot_download
 
     patterns = [f"{sub}/*"] if sub else ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
-    try:
-        folder = snapshot_download(repo, revision=revision, local_files_only=offline(), allow_patterns=patterns)
-    except Exception as exc:  # noqa: BLE001 - hub errors of every kind become one actionable message
-        raise _hub_error(name_or_path, exc) from None
+    folder = _fetch(name_or_path, lambda local: snapshot_download(repo, revision=revision, local_files_only=local,
+                                                                  allow_patterns=patterns))
     return str(Path(folder) / sub), {"hub_id": name_or_path, "revision": Path(folder).name}
 
 
@@ -103,8 +123,6 @@ def resolve_file(spec: str, revision: str | None = None) -> tuple[Path, dict[str
             raise UserError(f"{spec!r}: no such file; a hub file is written 'owner/repo/file.pth'.")
         from huggingface_hub import hf_hub_download
 
-        try:
-            path = Path(hf_hub_download(repo, sub, revision=revision, local_files_only=offline()))
-        except Exception as exc:  # noqa: BLE001
-            raise _hub_error(spec, exc) from None
+        path = Path(_fetch(spec, lambda local: hf_hub_download(repo, sub, revision=revision,
+                                                               local_files_only=local)))
     return path, {"source": spec, "sha256": sha256_file(path)}

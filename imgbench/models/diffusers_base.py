@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from imgbench.api.model import Model
 from imgbench.errors import UserError
-from imgbench.models.hub import ResolvedSource, WeightSource
+from imgbench.models.hub import ResolvedSource, WeightSource, resolve_all
 from imgbench.models.memory import DTYPE_BYTES, GB, check_fits, folder_params
+from imgbench.util.text import as_bool
 
 if TYPE_CHECKING:
     import torch
@@ -78,8 +79,9 @@ class DiffusersModel(Model):
                  device: str | None, dtype: str | None, steps: int, guidance: float, scheduler: str | None,
                  cpu_offload: bool, attention_slicing: bool, memory_gb: float | None,
                  settings: dict[str, Any] | None = None) -> None:
-        # Weights first: a missing model must fail in well under a second, before torch is imported.
-        self.resolved: dict[str, ResolvedSource] = {role: src.resolve() for role, src in sources.items()}
+        # Weights first: a missing model must fail in well under a second, before torch is imported,
+        # naming every missing source at once.
+        self.resolved: dict[str, ResolvedSource] = resolve_all(sources, lazy_sources)
         self.lazy_sources = dict(lazy_sources or {})
         self._lazy_identity = {role: src.declared() for role, src in self.lazy_sources.items()}
         if int(steps) < 1:
@@ -91,11 +93,11 @@ class DiffusersModel(Model):
         self.steps = int(steps)
         self.guidance = float(guidance)
         self.scheduler = scheduler
-        self.cpu_offload = bool(cpu_offload)
+        self.cpu_offload = as_bool(cpu_offload, "cpu_offload")
         if self.cpu_offload and not self.device.startswith("cuda"):
             raise UserError(f"cpu_offload needs a CUDA device (the model runs on {self.device}); drop "
                             f"--model-arg cpu_offload=true or use --device cuda.")
-        self.attention_slicing = bool(attention_slicing)
+        self.attention_slicing = as_bool(attention_slicing, "attention_slicing")
         self.memory_gb = memory_gb
         self.settings = dict(settings or {})
         self.supports_image_tokens = bool(self.lazy_sources.get("ip_adapter"))

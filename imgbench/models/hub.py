@@ -22,18 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
+from imgbench.util.hub import offline, unreachable
 
 logger = logging.getLogger(__name__)
 
 #: Seconds to wait for the hub's answer on which commit a revision is; downloads use the hub's own timeouts.
 HUB_TIMEOUT_S = float(os.environ.get("IMGBENCH_HUB_TIMEOUT", "4"))
-_TRUE = {"1", "true", "yes", "on"}
 _SKIP_DIRS = {".git", ".cache", ".huggingface"}
-
-
-def offline() -> bool:
-    """True when IMGBENCH_OFFLINE or HF_HUB_OFFLINE forbids every download."""
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("IMGBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 @dataclass(frozen=True)
@@ -64,14 +59,17 @@ class WeightSource:
         if self.local_path:
             folder = Path(self.local_path).expanduser()
             if not (folder / self.probe).is_file():
-                raise UserError(f"{self.flag} {folder}: expected the {self.role} laid out like the hub repo "
-                                f"{self.repo_id or ''} (with {self.probe}), but {folder / self.probe} does not exist.")
+                like = f"the hub repo {self.repo_id}" if self.repo_id else "its hub repo"
+                raise UserError(f"{flag_with(self.flag, folder)}: expected the {self.role} laid out like {like} "
+                                f"(with {self.probe}), but {folder / self.probe} does not exist.")
             return ResolvedSource(self, location=str(folder), commit=None,
                                   digest=folder_digest(folder, self.role, self.flag), local_only=True)
         if not self.repo_id:
-            raise UserError(f"no weights given for the {self.role}: set a hub id or {self.flag}.")
+            raise UserError(f"no weights given for the {self.role}: set a hub id or {self.flag_usage()}.")
         if offline():
             return self._from_cache(reason="offline mode is on (IMGBENCH_OFFLINE / HF_HUB_OFFLINE)")
+        if (error := unreachable()) is not None:  # fail (or fall back) in seconds, not after the hub's retries
+            return self._from_cache(reason=f"the hub is unreachable ({error})")
         from huggingface_hub import HfApi
         from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -94,10 +92,24 @@ class WeightSource:
 
         path = try_to_load_from_cache(self.repo_id, self.probe, cache_dir=self.cache_dir, revision=self.revision)
         if not isinstance(path, str):
-            raise UserError(self.missing_message(reason))
+            raise MissingWeights(self, reason)
         commit = snapshot_commit(path)
         logger.info("%s: using the cached snapshot %s of %s (%s)", self.role, commit, self.repo_id, reason)
         return ResolvedSource(self, location=self.repo_id, commit=commit, digest=None, local_only=True)
+
+    def in_cache(self) -> bool:
+        """Whether the hub files are in the local cache (no network): how lazy sources are checked up front."""
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(self.repo_id, self.probe, cache_dir=self.cache_dir,
+                                                 revision=self.revision), str)
+
+    def flag_usage(self) -> str:
+        """How to point this source at a folder: '--model-path DIR', '--model-arg unet_path=DIR'."""
+        return self.flag if "=" in self.flag else f"{self.flag} DIR"
+
+    def download_command(self) -> str:
+        return f"hf download {self.repo_id}" + (f" --revision {self.revision}" if self.revision else "")
 
     def missing_message(self, reason: str) -> str:
         from huggingface_hub import constants
@@ -108,7 +120,58 @@ class WeightSource:
                 f"the local Hugging Face cache ({cache}) and cannot be downloaded: {reason}. Fix: pre-download them "
                 f"where the hub is reachable with `hf download {self.repo_id}{revision}` (huggingface_hub < 1.0: "
                 f"`huggingface-cli download {self.repo_id}{revision}`) and copy the cache here (HF_HOME / "
-                f"HF_HUB_CACHE), or pass {self.flag} DIR with a local folder laid out like the repo.")
+                f"HF_HUB_CACHE), or pass {self.flag_usage()} with a local folder laid out like the repo.")
+
+
+class MissingWeights(UserError):
+    """A hub source that is neither in the local cache nor downloadable (collected by `resolve_all`)."""
+
+    def __init__(self, source: WeightSource, reason: str) -> None:
+        super().__init__(source.missing_message(reason))
+        self.source, self.reason = source, reason
+
+
+def resolve_all(sources: dict[str, WeightSource],
+                lazy: dict[str, WeightSource] | None = None) -> dict[str, ResolvedSource]:
+    """Resolve every source, and report every missing one in ONE error with each download command.
+
+    Stopping at the first miss made `sdxl-dpo` users download the SDXL base only to meet a second
+    error for the UNet. When something is missing anyway, hub sources loaded later (`lazy`: the
+    IP-Adapter) are checked in the cache too, so one round of downloads is enough.
+    """
+    resolved: dict[str, ResolvedSource] = {}
+    missing: list[MissingWeights] = []
+    errors: list[UserError] = []
+    for role, source in sources.items():
+        try:
+            resolved[role] = source.resolve()
+        except MissingWeights as exc:
+            missing.append(exc)
+        except UserError as exc:
+            errors.append(exc)
+    if not missing and not errors:
+        return resolved
+    later = [s for s in (lazy or {}).values() if missing and s.repo_id and not s.local_path and not s.in_cache()]
+    if len(missing) + len(errors) + len(later) == 1:
+        raise (missing or errors)[0]
+    parts = [missing_weights_message(missing, later)] if missing else []
+    raise UserError(" Also: ".join([*parts, *(str(e) for e in errors)]))
+
+
+def missing_weights_message(missing: list[MissingWeights], later: list[WeightSource]) -> str:
+    """Every missing source with its `hf download` command (and the *_path alternative)."""
+    from huggingface_hub import constants
+
+    caches = sorted({s.cache_dir or constants.HF_HUB_CACHE for s in [*(m.source for m in missing), *later]})
+    reasons = "; ".join(dict.fromkeys(m.reason for m in missing))
+    lines = [f"  `{m.source.download_command()}`  ({m.source.role}; or {m.source.flag_usage()} with a local folder)"
+             for m in missing]
+    lines += [f"  `{s.download_command()}`  ({s.role}, loaded for image tokens, e.g. method img; "
+              f"or {s.flag_usage()})" for s in later]
+    return (f"{len(lines)} sets of weights of this model are not in the local Hugging Face cache "
+            f"({', '.join(caches)}) and cannot be downloaded: {reasons}. Fix: pre-download all of them where the "
+            f"hub is reachable and copy the cache here (HF_HOME / HF_HUB_CACHE):\n" + "\n".join(lines)
+            + "\n(huggingface_hub < 1.0: `huggingface-cli download` with the same arguments.)")
 
 
 @dataclass(frozen=True)
@@ -136,6 +199,11 @@ class ResolvedSource:
                 "cache_dir": self.source.cache_dir}
 
 
+def flag_with(flag: str, value: str | Path) -> str:
+    """The option as the user wrote it: '--model-path /x', '--model-arg unet_path=/x' (flags may end in '=DIR')."""
+    return flag.replace("=DIR", f"={value}") if flag.endswith("=DIR") else f"{flag} {value}"
+
+
 def snapshot_commit(path: str | Path) -> str:
     """The commit of a file inside a hub-cache snapshot (…/snapshots/<commit>/…)."""
     parts = Path(path).parts
@@ -158,7 +226,7 @@ def folder_digest(folder: str | Path, role: str = "weights", flag: str = "--mode
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise UserError(f"{flag} {folder}: not a folder (expected the {role} laid out like its hub repo).")
+        raise UserError(f"{flag_with(flag, folder)}: not a folder (expected the {role} laid out like its hub repo).")
     cache_file = _digest_cache_path()
     try:
         cache = json.loads(cache_file.read_text())
@@ -177,7 +245,7 @@ def folder_digest(folder: str | Path, role: str = "weights", flag: str = "--mode
             changed = True
         entries.append(f"{path.relative_to(folder).as_posix()}:{cache[key]}")
     if not entries:
-        raise UserError(f"{flag} {folder}: the folder is empty (expected the {role}).")
+        raise UserError(f"{flag_with(flag, folder)}: the folder is empty (expected the {role}).")
     if changed:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)

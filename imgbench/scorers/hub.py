@@ -2,10 +2,10 @@
 
 Scorers must fail fast and say how to fix a missing checkpoint (eval_toolkits.md §(c) pain point 4:
 HPSv2 and GenEval download at run time and hang or fail obscurely offline). So every lookup:
-- honours `IMGBENCH_OFFLINE` / `HF_HUB_OFFLINE` (read at call time, not import time),
+- honours `IMGBENCH_OFFLINE` / `HF_HUB_OFFLINE` (read at call time, not import time; imgbench.util.hub),
 - tries the cache with `local_files_only=True` before touching the network,
-- downloads with a short connect timeout (proxy variables and `HF_ENDPOINT` are honoured by
-  huggingface_hub itself),
+- probes the hub with one short TCP connect, then downloads with a short timeout (proxy variables and
+  `HF_ENDPOINT` are honoured),
 - turns every failure into a `UserError` naming the hub id, the files and the command that gets them.
 
 The resolved identity is the commit hash of the cached snapshot (or a sha256 of a local file), so
@@ -15,22 +15,14 @@ score caches are keyed by the weights actually used, never by a moving branch na
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from imgbench.errors import UserError
 from imgbench.util.hashing import sha256_file
+from imgbench.util.hub import CONNECT_TIMEOUT_S, offline, unreachable
 
 logger = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT_S = 3.0
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def offline() -> bool:
-    """Downloads are forbidden when IMGBENCH_OFFLINE or HF_HUB_OFFLINE is set to a true value."""
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("IMGBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 @dataclass(frozen=True)
@@ -46,34 +38,6 @@ class Weights:
 
     def identity(self) -> dict[str, str]:
         return {"repo": self.repo, "revision": self.revision}
-
-
-def _endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def _probe() -> BaseException | None:
-    """Open one TCP connection to the hub (or its proxy) with a short timeout; return the error, if any.
-
-    huggingface_hub retries refused connections with back-off for ~25 s; a scorer should instead
-    fail at once when the hub (or the proxy in front of it) cannot be reached at all.
-    """
-    import socket
-    import urllib.parse
-    import urllib.request
-
-    url = urllib.parse.urlsplit(_endpoint())
-    target = url
-    if not urllib.request.proxy_bypass(url.hostname or ""):
-        proxy = urllib.request.getproxies().get(url.scheme) or urllib.request.getproxies().get("all")
-        if proxy:
-            target = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    port = target.port or (443 if target.scheme == "https" else 80)
-    try:
-        socket.create_connection((target.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        return OSError(f"cannot connect to {target.hostname}:{port} for {_endpoint()}: {exc}")
-    return None
 
 
 def _commit_of(path: Path) -> str:
@@ -119,7 +83,7 @@ def hub_file(repo: str, filename: str, what: str, revision: str | None = None) -
         if offline():
             raise _fail(what, repo, [filename], revision, None)
         logger.info("downloading %s/%s", repo, filename)
-        if (error := _probe()) is not None:
+        if (error := unreachable()) is not None:
             raise _fail(what, repo, [filename], revision, error)
         try:
             path = hf_hub_download(repo, filename, revision=revision, etag_timeout=CONNECT_TIMEOUT_S)
@@ -156,7 +120,7 @@ def hub_snapshot(repo: str, what: str, files: list[str], weights: tuple[str, ...
         wanted = [*files, *weights]
         if offline():
             raise _fail(what, repo, wanted, revision, None)
-        if (error := _probe()) is not None:
+        if (error := unreachable()) is not None:
             raise _fail(what, repo, wanted, revision, error)
         logger.info("downloading %s (%s)", repo, ", ".join(wanted))
         for weight in weights or ("",):

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgbench.errors import UserError
+from imgbench.util.hub import OFFLINE_VARS, offline
 
 logger = logging.getLogger(__name__)
 
 DATA_DIR_VAR = "IMGBENCH_DATA_DIR"
 CACHE_VAR = "IMGBENCH_CACHE"
-OFFLINE_VARS = ("IMGBENCH_OFFLINE", "HF_HUB_OFFLINE")
 TIMEOUT_VAR = "IMGBENCH_DOWNLOAD_TIMEOUT"
 DEFAULT_TIMEOUT_S = 5.0
 """Per socket operation (connect, each read): short, so an unreachable source fails fast."""
@@ -68,10 +68,6 @@ class Located:
 class DataUnavailable(UserError):
     """Files missing from the local copy, or not downloadable right now (offline, network or source down): a
     fixable absence, which `imgbench validate` reports as a note, unlike damaged or changed data (a problem)."""
-
-
-def is_offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARS)
 
 
 def data_root() -> Path | None:
@@ -176,7 +172,7 @@ def locate(remote: Remote) -> Located:
     if not missing:
         logger.info("%s: reading the cached copy in %s", remote.what, folder)
         return Located(folder, "cache")
-    if is_offline():
+    if offline():
         flags = ", ".join(f"{v}={os.environ[v]}" for v in OFFLINE_VARS if os.environ.get(v))
         raise DataUnavailable(f"{remote.what}: no local copy and downloads are off ({flags}, offline mode). To use it "
                         f"offline, {_manual_instructions(remote, missing)} (or point --data-dir / {DATA_DIR_VAR} "
@@ -252,7 +248,7 @@ def _request(url: str) -> urllib.request.Request:
 
 def download(url: str, target: Path, remote: Remote, names: list[str]) -> None:
     """Stream `url` to `target` atomically (temp file, then rename); any failure is a UserError with a fix."""
-    if is_offline():
+    if offline():
         raise DataUnavailable(f"{remote.what}: downloads are off (offline mode); "
                               f"{_manual_instructions(remote, names)}.")
     logger.warning("%s: downloading %s", remote.what, url)

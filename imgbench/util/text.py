@@ -14,6 +14,18 @@ def slugify(text: str) -> str:
     return _NON_ALNUM.sub("-", str(text).lower()).strip("-")
 
 
+def as_bool(value: object, name: str) -> bool:
+    """A yes/no parameter: a real bool or 0/1 (YAML and `k=v` flags already turn true/false into bools).
+
+    `bool("maybe")` is True, so coercing with bool() would silently turn any typo into "on".
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise UserError(f"{name} must be true or false (or 1 / 0), got {value!r}.")
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """Parse '0-3', '0,2,5' or '0-3,8' into an ordered tuple of distinct non-negative seeds."""
     seeds: list[int] = []

@@ -26,6 +26,7 @@ from imgbench.api.method import Generation, Method
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest
 from imgbench.errors import UserError
+from imgbench.util.text import as_bool
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class IMGMethod(Method):
         `reuse_base` and `save_tokens` (keep the aligned tokens as a JSON artefact) do not change
         pixels and are not part of the run's identity."""
         check_source(guidance)
+        save_answer = as_bool(save_answer, "save_answer")
         missing = []
         if guidance != "none" and not aligner:
             missing.append("aligner (a checkpoint such as shi-labs/IMG/aligner_sdxl.pth)")
@@ -61,6 +63,10 @@ class IMGMethod(Method):
                             f"{', '.join(GUIDANCE_SOURCES)}.")
         if passes < 1 or rounds < 1:
             raise UserError(f"passes and rounds must be at least 1, got passes={passes}, rounds={rounds}.")
+        whole = isinstance(answer_tokens, int) and not isinstance(answer_tokens, bool)
+        if save_answer and (not whole or answer_tokens < 1):
+            raise UserError(f"answer_tokens must be a whole number of at least 1 when save_answer is on (the length "
+                            f"of the MLLM's saved answer), got {answer_tokens!r}.")
         if float(ip_scale) < 0:
             raise UserError(f"ip_scale must be at least 0 (paper: 0.2), got {ip_scale}.")
         if device is not None:
@@ -70,9 +76,9 @@ class IMGMethod(Method):
         super().__init__(aligner=aligner, heads=heads, guidance=guidance, mllm=mllm, original_mllm=original_mllm,
                          conversation=conversation,
                          mllm_dtype=mllm_dtype, templates=templates, template=template, ip_scale=float(ip_scale),
-                         passes=passes, rounds=rounds, save_answer=bool(save_answer), answer_tokens=answer_tokens)
-        self.reuse_base = bool(reuse_base)
-        self.save_tokens = bool(save_tokens)
+                         passes=passes, rounds=rounds, save_answer=save_answer, answer_tokens=answer_tokens)
+        self.reuse_base = as_bool(reuse_base, "reuse_base")
+        self.save_tokens = as_bool(save_tokens, "save_tokens")
         self.device = device
         self._identity_extra: dict[str, Any] = {}
         self._templates = None

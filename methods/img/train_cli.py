@@ -124,8 +124,8 @@ def _eval_hook(args: argparse.Namespace) -> Any:
 
         method_args = {"aligner": str(weights), "guidance": args.guidance, "heads": args.heads,
                        "conversation": args.conversation, "mllm_dtype": args.mllm_dtype, "templates": args.templates}
-        if args.mllm:
-            method_args["mllm"] = args.mllm
+        if args.mllm:  # the method reads guidance 'mllm' (Table 5a, un-finetuned) from original_mllm
+            method_args["original_mllm" if args.guidance == "mllm" else "mllm"] = args.mllm
         if args.template:
             method_args["template"] = args.template
         request = RunRequest(task=args.eval_task, model=args.model, method="img", method_args=method_args,
