@@ -53,7 +53,8 @@ class RunRequest:
     limit: int | None = None
     tags: tuple[str, ...] = ()
     shard: Shard = field(default_factory=Shard)
-    batch_size: int = 1
+    batch_size: int | None = None
+    """Images per model/scorer call; None means the model's preferred_batch_size."""
     device: str | None = None
     dtype: str | None = None
     output: Path = Path("results")
@@ -77,6 +78,8 @@ class RunPlan:
     identity: dict[str, Any]
     run_id: str
     store: RunStore
+    batch_size: int
+    """--batch-size, else the model's preferred batch size (never part of the run id)."""
 
     @property
     def items(self) -> list[tuple[Prompt, int]]:
@@ -89,7 +92,7 @@ class RunPlan:
 
 
 def plan_run(request: RunRequest) -> RunPlan:
-    if request.batch_size < 1:
+    if request.batch_size is not None and request.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {request.batch_size}.")
     spec = resolve_task(request.task, request.prompts_file, text_column=request.text_column)
     task = load_task(spec)
@@ -112,7 +115,8 @@ def plan_run(request: RunRequest) -> RunPlan:
     store = RunStore(output / "runs" / spec.name / model_spec.name / method_spec.name / run_id)
     return RunPlan(request=request, task=task, prompts=task.select(request.tags, request.limit),
                    seeds=request.seeds or spec.seeds, model_spec=model_spec, model=model, method_spec=method_spec,
-                   method=method, identity=identity, run_id=run_id, store=store)
+                   method=method, identity=identity, run_id=run_id, store=store,
+                   batch_size=request.batch_size or model.preferred_batch_size)
 
 
 def open_run(plan: RunPlan) -> None:
@@ -136,7 +140,7 @@ def open_run(plan: RunPlan) -> None:
         "item_set": item_set(plan),
         "task_data": plan.task.origin,
         "shard": f"{plan.request.shard.index}/{plan.request.shard.count}",
-        "batch_size": plan.request.batch_size,
+        "batch_size": plan.batch_size,
     })
 
 
@@ -162,7 +166,7 @@ def generate_phase(plan: RunPlan) -> int:
     height, width = plan.task.spec.height, plan.task.spec.width
     with store.lock(f"generations{shard.suffix}"), store.appender(store.generations_file(shard)) as out, \
             progress_bar(f"generate {plan.method_spec.name} on {plan.model_spec.name}", len(missing)) as advance:
-        for batch in _batches(missing, plan.request.batch_size):
+        for batch in _batches(missing, plan.batch_size):
             requests = [GenerationRequest(prompt=p, seed=s, height=height, width=width) for p, s in batch]
             start = time.perf_counter()
             generations = plan.method.generate(requests, plan.model)
@@ -174,7 +178,7 @@ def generate_phase(plan: RunPlan) -> int:
                 key: ItemKey = (prompt.id, seed)
                 relpath, digest = store.save_image(key, generation.image)
                 record = {"prompt_id": prompt.id, "seed": seed, "tags": list(prompt.tags), "image": relpath,
-                          "sha256": digest, "seconds": round(seconds, 6), "batch_size": plan.request.batch_size}
+                          "sha256": digest, "seconds": round(seconds, 6), "batch_size": plan.batch_size}
                 if generation.artefacts:
                     record["artefacts"] = store.save_artefacts(key, generation.artefacts)
                 if generation.info:
@@ -254,7 +258,7 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     metrics = None
     if score:
         for scorer in scorers:
-            scored[scorer.name] = score_items(plan.store, scorer, plan.own_items, request.shard, request.batch_size)
+            scored[scorer.name] = score_items(plan.store, scorer, plan.own_items, request.shard, plan.batch_size)
         primary = plan.task.spec.primary_scorer if plan.task.spec.primary_scorer in scored else scorers[0].name
         metrics = write_metrics_if_complete(plan.store, plan.items, item_set(plan),
                                             [scorer_key(s) for s in scorers], primary)

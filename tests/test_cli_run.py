@@ -74,6 +74,12 @@ def test_scorer_args_reach_the_scorer(cli, tmp_path):
     assert status == 0 and "scored dummy 6" in stdout
 
 
+def test_batch_size_defaults_to_the_model_preference_and_is_recorded(cli, tmp_path):
+    cli("generate", "--method", "base", "--model", "dummy", "--task", "tiny", "--seeds", "0", "--output", tmp_path)
+    records = RunStore(_run_dir(tmp_path, "base")).load_generations()
+    assert {r["batch_size"] for r in records.values()} == {1}
+
+
 def test_method_args_change_the_run_identity(cli, tmp_path):
     cli("generate", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--limit", "1", "--output", tmp_path)
     cli("generate", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--limit", "1", "--output", tmp_path,

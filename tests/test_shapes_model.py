@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from shapes_helpers import tiny_snapshot
@@ -77,6 +79,14 @@ def test_run_on_the_shapes_task_end_to_end(snapshot, tmp_path):
     assert len(metrics) == 1 and "shapes-exact" in metrics[0].read_text()
     scores = list(tmp_path.rglob("scores/shapes-exact@*.jsonl"))
     assert scores and '"reason"' in scores[0].read_text()
+
+
+def test_without_batch_size_the_model_preferred_batch_is_used(snapshot, tmp_path):
+    code = cli_main(["generate", "--task", "shapes", "--model-path", str(snapshot), "--model-arg", "steps=2",
+                     "--limit", "1", "--seeds", "0", "--output", str(tmp_path)])
+    assert code == 0
+    (records,) = tmp_path.rglob("generations.jsonl")
+    assert json.loads(records.read_text().splitlines()[0])["batch_size"] == 64
 
 
 def test_drawbench_like_prompts_are_refused_by_the_cli(snapshot, tmp_path):

@@ -25,6 +25,9 @@ class Model(ABC):
 
     name: ClassVar[str] = "model"
     supports_image_tokens: ClassVar[bool] = False
+    #: Images per call when the user gives no --batch-size (the shapes world runs fixed 16-row
+    #: chunks, so a batch of 1 would waste most of each; diffusers models default to 1 for memory).
+    preferred_batch_size: ClassVar[int] = 1
 
     @abstractmethod
     def identity(self) -> dict[str, Any]:

@@ -43,8 +43,9 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--limit", type=int, help="only the first N prompts")
     group.add_argument("--tags", action="append", help="only prompts with these tags (repeatable or a,b)")
     group.add_argument("--shard", help="I/N: this process takes a deterministic 1/N share of the items")
-    group.add_argument("--batch-size", type=int, default=1,
-                       help="images per model call (not part of the run id; recorded per image)")
+    group.add_argument("--batch-size", type=int, default=None,
+                       help="images per model call (default: the model's preferred size, 1 for diffusers models; "
+                            "not part of the run id; recorded per image)")
     group.add_argument("--output", default="results", help="results folder (runs go to OUTPUT/runs/...)")
 
 
