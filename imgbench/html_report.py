@@ -65,12 +65,18 @@ def _leaderboard_table(board: Leaderboard) -> str:
 
 def _prompt_texts(task: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     from imgbench import catalog
+    from imgbench.suites.fetch import DataUnavailable
     from imgbench.task import load_task
 
     if task not in catalog.tasks():
         logger.warning("task %r is not registered here; the report shows prompt ids without their text", task)
         return {}
-    return {p.id: (p.text, p.tags) for p in load_task(catalog.tasks().get(task).spec).prompts}
+    try:
+        prompts = load_task(catalog.tasks().get(task).spec).prompts
+    except DataUnavailable as exc:  # the numbers do not need the texts; say what is missing and how to get it
+        logger.warning("the HTML report shows prompt ids without their text: %s", exc)
+        return {}
+    return {p.id: (p.text, p.tags) for p in prompts}
 
 
 def _artefact_html(run_root: Path, out_dir: Path, artefacts: dict[str, str]) -> str:

@@ -93,7 +93,7 @@ def build_leaderboard(runs: Sequence[RunInfo], scorers: Sequence[str] | None = N
                                 f"{', '.join(sorted(known)) or '(none)'}.")
         groups = {tk: r for tk, r in groups.items() if tk[1] in scorers or tk[1].split("@")[0] in scorers}
     if not groups:
-        raise UserError("none of the runs has scores; score them with `imgbench score RUN --scorer NAME`.")
+        raise UserError("none of the runs has scores; score them with `imgbench score --run RUN --scorer NAME`.")
     board = Leaderboard(rows=[], columns=[], cells={}, bootstrap=bootstrap_record(samples, seed))
     row_order: dict[str, None] = {}
     for (task, key), members in sorted(groups.items()):

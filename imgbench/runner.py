@@ -58,6 +58,7 @@ class RunRequest:
     dtype: str | None = None
     output: Path = Path("results")
     scorers: tuple[str, ...] | None = None
+    scorer_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     command: str = ""
 
 
@@ -173,7 +174,7 @@ def generate_phase(plan: RunPlan) -> int:
                 key: ItemKey = (prompt.id, seed)
                 relpath, digest = store.save_image(key, generation.image)
                 record = {"prompt_id": prompt.id, "seed": seed, "tags": list(prompt.tags), "image": relpath,
-                          "sha256": digest, "seconds": round(seconds, 6)}
+                          "sha256": digest, "seconds": round(seconds, 6), "batch_size": plan.request.batch_size}
                 if generation.artefacts:
                     record["artefacts"] = store.save_artefacts(key, generation.artefacts)
                 if generation.info:
@@ -222,11 +223,17 @@ def score_items(store: RunStore, scorer: Scorer, items: Sequence[tuple[Prompt, i
     return len(todo)
 
 
-def build_scorers(names: Sequence[str]) -> list[Scorer]:
+def build_scorers(names: Sequence[str], scorer_args: dict[str, dict[str, Any]] | None = None) -> list[Scorer]:
+    """Scorers by name; `scorer_args` (from --scorer-arg) may only name scorers that run."""
     if not names:
         raise UserError("no scorer to run: pass --scorer NAME (see `imgbench ls scorers`) or give the task "
                         "a `scorers:` list.")
-    return [build_scorer(name) for name in dict.fromkeys(names)]
+    scorer_args = scorer_args or {}
+    stray = sorted(set(scorer_args) - set(names))
+    if stray:
+        raise UserError(f"--scorer-arg names {', '.join(map(repr, stray))}, which is not among the scorers run "
+                        f"({', '.join(names)}).")
+    return [build_scorer(name, scorer_args.get(name)) for name in dict.fromkeys(names)]
 
 
 @dataclass
@@ -240,7 +247,7 @@ class RunOutcome:
 def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     """The whole pipeline for one invocation (`run` when score=True, `generate` otherwise)."""
     plan = plan_run(request)
-    scorers = build_scorers(request.scorers or plan.task.spec.scorers) if score else []
+    scorers = build_scorers(request.scorers or plan.task.spec.scorers, request.scorer_args) if score else []
     open_run(plan)
     generated = generate_phase(plan)
     scored: dict[str, int] = {}

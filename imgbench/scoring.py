@@ -54,8 +54,8 @@ def _items_present(task: Task, store: RunStore) -> list[tuple[Prompt, int]]:
 
 
 def score_folder(store: RunStore, task: Task, scorer_names: tuple[str, ...] | None, batch_size: int,
-                 command: str) -> ScoreOutcome:
-    scorers = build_scorers(scorer_names or task.spec.scorers)
+                 command: str, scorer_args: dict[str, dict[str, Any]] | None = None) -> ScoreOutcome:
+    scorers = build_scorers(scorer_names or task.spec.scorers, scorer_args)
     items = _items_present(task, store)
     if not items:
         raise UserError(f"{store.root} has no images to score for task {task.spec.name!r}.")
@@ -71,9 +71,9 @@ def score_folder(store: RunStore, task: Task, scorer_names: tuple[str, ...] | No
 
 
 def score_run(run_dir: str | Path, scorer_names: tuple[str, ...] | None, batch_size: int,
-              command: str) -> ScoreOutcome:
+              command: str, scorer_args: dict[str, dict[str, Any]] | None = None) -> ScoreOutcome:
     store = RunStore(run_dir)
-    return score_folder(store, _task_of_run(store.read_manifest()), scorer_names, batch_size, command)
+    return score_folder(store, _task_of_run(store.read_manifest()), scorer_names, batch_size, command, scorer_args)
 
 
 def index_external_images(images_dir: Path, task: Task, output: Path) -> RunStore:

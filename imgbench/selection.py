@@ -108,6 +108,24 @@ def _candidates(runs: Sequence[RunInfo]) -> str:
     return "; ".join(f"{r.label} (run {r.run_id}, {r.root})" for r in runs)
 
 
+def split_selectors(values: Sequence[str] | None) -> list[str]:
+    """Comma-separated selectors → selectors, keeping `model/method@a=1,b=2` whole.
+
+    A variant's parameters are comma-separated too, so a piece like `b=2` (a `=` and no `/`; run ids
+    have neither) continues the selector before it rather than starting a new one.
+    """
+    selectors: list[str] = []
+    for value in values or []:
+        for piece in (p.strip() for p in value.split(",")):
+            if not piece:
+                continue
+            if "=" in piece and "/" not in piece and selectors and "@" in selectors[-1]:
+                selectors[-1] += f",{piece}"
+            else:
+                selectors.append(piece)
+    return selectors
+
+
 def select_run(runs: Sequence[RunInfo], selector: str) -> RunInfo:
     """One run by id / id prefix / folder, or by `model/method[@k=v,...]` (no @ = default parameters)."""
     selector = selector.strip()
@@ -135,7 +153,7 @@ def scorer_key(run: RunInfo, scorer: str | None, default: str | None = None) -> 
     """The `name@hash` key of a scorer in a run, from a name or a full key."""
     keys = run.store.scorer_keys()
     if not keys:
-        raise UserError(f"run {run.label} ({run.root}) has no scores; score it with `imgbench score {run.root} "
+        raise UserError(f"run {run.label} ({run.root}) has no scores; score it with `imgbench score --run {run.root} "
                         f"--scorer NAME`.")
     name = scorer or default
     if name is None:
@@ -145,7 +163,7 @@ def scorer_key(run: RunInfo, scorer: str | None, default: str | None = None) -> 
     hits = [k for k in keys if k == name or k.split("@")[0] == name]
     if not hits:
         raise UserError(f"run {run.label} has no scores from scorer {name!r}; it has {', '.join(keys)}. Score it "
-                        f"with `imgbench score {run.root} --scorer {name}` or pick one of those.")
+                        f"with `imgbench score --run {run.root} --scorer {name}` or pick one of those.")
     if len(hits) > 1:
         raise UserError(f"run {run.label} has scores from several versions of {name!r}: {', '.join(hits)}; "
                         f"name one in full with --scorer NAME@HASH.")
@@ -177,7 +195,7 @@ def load_scores(run: RunInfo, key: str) -> ItemScores:
     rows = store.load_scores(key, generations)
     if not rows:
         raise UserError(f"run {run.label} ({run.root}) has no valid {key} score rows; rescore it with "
-                        f"`imgbench score {run.root} --scorer {key.split('@')[0]}`.")
+                        f"`imgbench score --run {run.root} --scorer {key.split('@')[0]}`.")
     identity = json.loads((store.root / "scores" / f"{key}.json").read_text(encoding="utf-8"))
     value_range = identity.get("range")
     return ItemScores(run=run, scorer_key=key, higher_is_better=bool(identity.get("higher_is_better", True)),
@@ -194,6 +212,6 @@ def load_comparable(runs: Sequence[RunInfo], scorer: str | None, default: str | 
     if len(set(keys)) > 1:
         listing = ", ".join(f"{r.label}: {k}" for r, k in zip(runs, keys, strict=True))
         raise UserError(f"the runs were scored by different versions of the scorer ({listing}); their numbers are "
-                        f"not comparable. Rescore them with one version (`imgbench score RUN --scorer NAME`) and "
-                        f"pass --scorer NAME@HASH.")
+                        f"not comparable. Rescore them with one version (`imgbench score --run RUN --scorer NAME`) "
+                        f"and pass --scorer NAME@HASH.")
     return [load_scores(r, k) for r, k in zip(runs, keys, strict=True)]

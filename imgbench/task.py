@@ -101,6 +101,12 @@ def load_task(spec: TaskSpec) -> Task:
                             f"but the task YAML ({spec.yaml_path}) pins {expected}. The data differs from the "
                             f"published list (a changed, missing or extra prompt); replace it with an unmodified "
                             f"copy (delete a cached copy to download it again).")
+    elif spec.size is not None and spec.size != len(prompts):
+        # No reference content to verify against: at least say when the count is not the published one.
+        logger.warning("task %r: %d prompts read from %s, but the published suite has %d; the copy may be "
+                       "incomplete or a different version (the run records the checksum it saw).",
+                       spec.name, len(prompts), origin, spec.size)
+        origin = f"{origin} (size {len(prompts)}, published {spec.size})"
     if spec.select_tags:
         wanted = {slugify(t) for t in spec.select_tags}
         prompts = [p for p in prompts if set(p.tags) & wanted]

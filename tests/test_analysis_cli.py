@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +78,26 @@ def test_compare_bad_inputs_exit_2(results: Path, capsys, args: list[str], messa
     assert status == 2 and message in err
 
 
+def test_more_bad_inputs_exit_2_and_json_goes_into_new_folders(results: Path, capsys, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (["compare", "--task", "tiny", "--baseline", "dummy/base", "--against", ","], "--against names no run"),
+        (["compare", "--task", "tiny", "--baseline", "dummy/base", "--against", "dummy/dummy", "--json",
+          afile / "c.json"], "is not a folder"),
+        (["report", "--out", afile], "is not a folder"),
+        (["report", "--html-prompts", "-1", "--out", tmp_path / "r"], "--html-prompts"),
+        (["plot", "--task", "tiny", "--method", "dummy", "--param", "salt", "--out", afile], "is not a folder"),
+    ]
+    for args, message in cases:
+        status, _, err = run_cli(capsys, *args, "--output", results)
+        assert status == 2 and message in " ".join(err.split()), (args, err)
+    nested = tmp_path / "new" / "deeper" / "cmp.json"
+    status, _, _ = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against", "dummy/dummy",
+                           "--output", results, "--json", nested, "--no-tags")
+    assert status == 0 and json.loads(nested.read_text())[0]["baseline"] == "dummy/base"
+
+
 def test_ambiguous_selector_lists_candidates(tmp_path: Path, capsys) -> None:
     output = tmp_path / "results"
     make_runs(output, ("base", []))
@@ -100,9 +122,17 @@ def test_run_without_scores_and_empty_folder_exit_2(tmp_path: Path, capsys) -> N
     capsys.readouterr()
     status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
                              "dummy/base", "--output", output)
-    assert status == 2 and "has no scores" in err and "imgbench score" in err
+    assert status == 2 and "has no scores" in err and "imgbench score --run " in err
     status, _, err = run_cli(capsys, "report", "--output", output)
     assert status == 2 and "none of the runs has scores" in err
+    # the command the first message suggests works as printed
+    status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                             "dummy/base", "--output", output, "--scorer", "dummy")
+    suggested = re.search(r"`imgbench (score [^`]+)`", " ".join(err.split())).group(1).replace("NAME", "dummy")
+    assert main(shlex.split(suggested)) == 0
+    status, _, err = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                             "dummy/base", "--output", output)
+    assert status == 2 and "listed twice" in err  # scored now: past the "no scores" check
 
 
 def test_report_writes_leaderboards_matching_item_scores(results: Path, capsys, tmp_path: Path) -> None:
@@ -126,6 +156,8 @@ def test_report_writes_leaderboards_matching_item_scores(results: Path, capsys, 
     assert r"\textbf{" + f"{float(best['mean']):.4f}" + "}" in latex and r"\bottomrule" in latex
     html = (out / "index.html").read_text()
     assert html.count("<img ") == 3 * 6 * 2 and "a red apple on a table" in html
+    # the dummy method's JSON artefact is shown under each of its images (base runs have none)
+    assert html.count("<summary>note</summary>") == 2 * 6 * 2 and "&quot;seed&quot;: 1" in html
     assert "http" not in html  # self-contained: relative links only
 
 
@@ -197,3 +229,27 @@ def test_agree_on_two_scorers(results: Path, capsys, tmp_path: Path) -> None:
     assert np.isclose(data["spearman"]["ci_high"], -1)
     status, _, err = run_cli(capsys, "agree", "--task", "tiny", "--scorers", "dummy", "--output", results)
     assert status == 2 and "two different scorers" in err
+
+
+def test_selectors_keep_multi_parameter_variants_whole() -> None:
+    """`--against a/b@x=1,y=2,c/d` is two selectors; the label a run shows can be pasted back as printed."""
+    from imgbench.selection import RunInfo, select_run, split_selectors
+
+    assert split_selectors(["sdxl/img@ip_scale=0.4,steps=3,sdxl/base", "79f3a5ed211a,  ,sdxl/img"]) == \
+        ["sdxl/img@ip_scale=0.4,steps=3", "sdxl/base", "79f3a5ed211a", "sdxl/img"]
+    assert split_selectors([","]) == []
+
+    def run(run_id: str, variant: dict) -> RunInfo:
+        return RunInfo(root=Path(run_id), run_id=run_id, task="t", model="sdxl", method="img", variant=variant,
+                       manifest={})
+
+    runs = [run("aaa", {"ip_scale": 0.4}), run("bbb", {"ip_scale": 0.4, "steps": 3}), run("ccc", {})]
+    assert runs[1].label == "sdxl/img@ip_scale=0.4,steps=3"
+    assert [select_run(runs, s).run_id for s in split_selectors([f"{runs[1].label},{runs[0].label},sdxl/img"])] \
+        == ["bbb", "aaa", "ccc"]
+
+
+def test_sweep_says_when_two_points_are_one_run(tmp_path: Path, capsys) -> None:
+    status, text, _ = run_cli(capsys, "sweep", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--param",
+                              "delay=0,0.001", "--seeds", "0", "--output", tmp_path)
+    assert status == 0 and "note: delay=0.001 is the same run as delay=0" in text

@@ -68,6 +68,12 @@ def test_batch_size_does_not_change_images(cli, tmp_path):
     assert digests[0] == digests[1] and len(digests[0]) == 24
 
 
+def test_scorer_args_reach_the_scorer(cli, tmp_path):
+    status, stdout, _ = cli("run", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--seeds", "0",
+                            "--scorer", "dummy", "--scorer-arg", "dummy.delay=0.001", "--output", tmp_path)
+    assert status == 0 and "scored dummy 6" in stdout
+
+
 def test_method_args_change_the_run_identity(cli, tmp_path):
     cli("generate", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--limit", "1", "--output", tmp_path)
     cli("generate", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--limit", "1", "--output", tmp_path,

@@ -96,3 +96,49 @@ def test_validate_notes_unpinned_suites_offline(tmp_path, monkeypatch, capsys):
     assert "task 'genai-bench': no reference content checksum pinned" in out
     assert "huggingface.co/datasets/BaiqiL/GenAI-Bench-1600/resolve/main/genai_image.json" in out
     assert "drawbench': declares" not in out  # declared size and tag counts match the data
+
+
+def test_validate_reports_a_changed_copy_as_a_problem_not_a_note(tmp_path, monkeypatch, capsys):
+    """A checksum mismatch is an error (exit 2), even though its message mentions downloading a fresh copy."""
+    from suites_support import copy_suite
+
+    folder = copy_suite("drawbench", tmp_path / "data")
+    path = folder / "DrawBench Prompts.csv"
+    path.write_bytes(path.read_bytes().replace(b"A red colored car.", b"A blue colored car.", 1))
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["validate", "--task", "drawbench", "--task", "tifa", "--data-dir", str(tmp_path / "data")]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "problem: task 'drawbench': the prompts read from" in out and "pins b09cd154" in out
+    assert "note: task 'tifa': no local copy and downloads are off" in out  # absent data stays a note
+    assert "validate: 1 problem(s)" in out
+
+
+def test_report_on_a_suite_run_reads_texts_with_data_dir_and_still_works_without(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("IMGBENCH_DATA_DIR", raising=False)
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
+    results, suites = str(tmp_path / "results"), str(shared_suites())
+    assert main(["run", "--task", "drawbench-counting", "--data-dir", suites, "--model", "dummy", "--method", "dummy",
+                 "--scorer", "dummy", "--seeds", "0", "--limit", "2", "--output", results]) == 0
+    assert main(["report", "--output", results, "--data-dir", suites]) == 0
+    page = (tmp_path / "results" / "report" / "index.html").read_text()
+    assert "<h3>35: One car on the street.</h3>" in page
+    caplog.clear()
+    # without the suite's data the numbers are still reported; the page shows ids and the log says why
+    assert main(["report", "--output", results]) == 0
+    page = (tmp_path / "results" / "report" / "index.html").read_text()
+    assert "<h3>35: (prompt 35)</h3>" in page
+    assert "prompt ids without their text" in caplog.text and "drawbench/DrawBench Prompts.csv" in caplog.text
+
+
+def test_validate_every_task_against_the_shared_copies_is_clean(tmp_path, monkeypatch, capsys):
+    """Declared sizes and tag counts match the data for every suite present; absent or partial copies are notes."""
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["validate", "--data-dir", str(shared_suites())]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "problem" not in out
+    assert "note: task 'hpdv2-3400': the local copy" in out and "lacks 'drawbench.json'" in out

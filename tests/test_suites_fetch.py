@@ -163,3 +163,22 @@ def test_archive_folder_is_extracted(env, tmp_path):
     assert sorted(p.name for p in (located.folder / "prompts").iterdir()) == ["0.txt", "x7.txt"]
     assert not (located.folder / "README.md").exists() and not (tmp_path / "cache" / "suites" / "evil.txt").exists()
     assert [p.name for p in (tmp_path / "cache" / "suites").iterdir()] == ["dpg"]  # staging folders cleaned up
+
+
+def test_silent_proxy_hits_the_read_timeout(env, tmp_path):
+    """A proxy that accepts the connection and never answers: the short socket timeout ends it, not a hang."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever reads or writes
+        proxy = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env.setenv(var, proxy)
+        env.setenv("IMGBENCH_DOWNLOAD_TIMEOUT", "0.5")
+        start = time.perf_counter()
+        with pytest.raises(UserError, match=r"download failed \(.*timed out") as info:
+            load_task(_spec("tifa"))
+        assert 0.4 < time.perf_counter() - start < 4
+    assert str(tmp_path / "cache" / "suites" / "tifa" / "tifa_v1.0_text_inputs.json") in str(info.value)
+    assert not list((tmp_path / "cache").rglob("*.part"))

@@ -90,3 +90,39 @@ def test_hpdv2_3400_adds_hpdv2_drawbench_as_fifth_style(data):
     assert len(task.prompts) == spec.size == 3400
     assert Counter(t for p in task.prompts for t in p.tags) == spec.tags
     assert task.prompts[-1].id == "drawbench_199"
+
+
+@pytest.mark.parametrize(("image_ids", "skills"), [(["00001", "abc"], {"basic": [1]}),
+                                                   (["00001"], {"basic": ["x1"]}),
+                                                   (["00001"], {"basic": 1})])
+def test_genai_bench_damaged_ids_are_a_user_error(data, image_ids, skills):
+    from imgbench.errors import UserError
+
+    folder = data / "genai_bench_1600"
+    folder.mkdir()
+    (folder / "genai_image.json").write_text(json.dumps({i: {"prompt": f"p {i}"} for i in image_ids}))
+    (folder / "genai_skills.json").write_text(json.dumps(skills))
+    with pytest.raises(UserError, match="genai_(image|skills).json"):
+        load_task(catalog.tasks().get("genai-bench").spec)
+
+
+def test_hpdv2_3400_still_verifies_the_four_pinned_style_files(data):
+    from suites_support import copy_suite
+
+    from imgbench.errors import UserError
+
+    folder = copy_suite("hpdv2", data)
+    (folder / "drawbench.json").write_text(json.dumps([f"drawbench prompt {i}" for i in range(200)]))
+    anime = json.loads((folder / "anime.json").read_text())
+    anime[5] += " (edited)"
+    (folder / "anime.json").write_text(json.dumps(anime))
+    with pytest.raises(UserError, match="four HPDv2 style files differ from the published lists"):
+        load_task(catalog.tasks().get("hpdv2-3400").spec)
+
+
+def test_unpinned_suite_with_the_wrong_size_is_flagged(data, caplog):
+    write_genai_bench(data / "genai_bench_1600")
+    spec = catalog.tasks().get("genai-bench").spec
+    task = load_task(spec)
+    assert f"published {spec.size}" in task.origin
+    assert "the published suite has 1600" in caplog.text

@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "plot": "plot",
     "agree": "agree",
     "sweep": "sweep",
+    "pairs": "pairs",
 }
 
 logger = logging.getLogger("imgbench")

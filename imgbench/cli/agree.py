@@ -28,12 +28,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from imgbench.agreement import agreement
+    from imgbench.cli.common import output_folder
+    from imgbench.cli.console import output_console
     from imgbench.errors import UserError
-    from imgbench.selection import load_scores, scan_runs, scorer_key, select_run
+    from imgbench.selection import load_scores, scan_runs, scorer_key, select_run, split_selectors
 
     names = [n.strip() for n in args.scorers.split(",") if n.strip()]
     if len(names) != 2 or names[0] == names[1]:
@@ -41,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
                         f"{args.scorers!r}.")
     runs = scan_runs(args.output, args.task)
     if args.runs:
-        runs = list(dict.fromkeys(select_run(runs, s) for v in args.runs for s in v.split(",") if s.strip()))
+        runs = list(dict.fromkeys(select_run(runs, s) for s in split_selectors(args.runs)))
     else:
         def has(run, name: str) -> bool:
             return any(k == name or k.split("@")[0] == name for k in run.store.scorer_keys())
@@ -49,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
         runs = [r for r in runs if has(r, names[0]) and has(r, names[1])]
         if not runs:
             raise UserError(f"no run on task {args.task!r} is scored by both {names[0]} and {names[1]}; score runs "
-                            f"with `imgbench score RUN --scorer {names[0]},{names[1]}`.")
+                            f"with `imgbench score --run RUN --scorer {names[0]},{names[1]}`.")
     prompt_ids, reference, other, keys, nonfinite, unmatched = [], [], [], set(), 0, 0
     for run in runs:
         a, b = (load_scores(run, scorer_key(run, n)) for n in names)
@@ -68,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"the runs were scored by different scorer versions ({sorted(keys)}); rescore them with one.")
     result = agreement(prompt_ids, reference, other, seed=args.seed)
     (key_a, key_b), = keys
-    console = Console()
+    console = output_console()
     console.print(f"{args.task}: {key_b} against reference {key_a} on {result.n_images} images of "
                   f"{result.n_prompts} prompts from {len(runs)} run(s); {nonfinite} non-finite pair(s) and "
                   f"{unmatched} image(s) scored by only one scorer left out.")
@@ -87,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
     console.print(f"cluster bootstrap over prompts, {result.bootstrap['samples']} draws, seed {args.seed}; a pair "
                   f"tied only by {names[1]} counts ½.")
     if args.json:
+        output_folder(Path(args.json).parent, "the folder of --json")
         Path(args.json).write_text(json.dumps({"task": args.task, "reference": key_a, "other": key_b,
                                                "runs": [r.run_id for r in runs], **result.to_dict()}, indent=2),
                                    encoding="utf-8")

@@ -5,10 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from imgbench.errors import UserError
 from imgbench.store import Shard
 from imgbench.util.text import parse_key_values, parse_seeds, parse_tags
 
 DTYPES = ("fp32", "fp16", "bf16")
+
+
+def output_folder(path: str | Path, what: str) -> Path:
+    """Create the folder a command writes into; a path that is a file or cannot be created is the user's to fix."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} {folder} exists and is not a folder; give a folder path.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {what} {folder} ({exc.strerror or exc}); give a writable folder.") from None
+    return folder
 
 
 def add_task_options(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +43,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--limit", type=int, help="only the first N prompts")
     group.add_argument("--tags", action="append", help="only prompts with these tags (repeatable or a,b)")
     group.add_argument("--shard", help="I/N: this process takes a deterministic 1/N share of the items")
-    group.add_argument("--batch-size", type=int, default=1, help="images per model call (does not change images)")
+    group.add_argument("--batch-size", type=int, default=1,
+                       help="images per model call (not part of the run id; recorded per image)")
     group.add_argument("--output", default="results", help="results folder (runs go to OUTPUT/runs/...)")
 
 
@@ -49,6 +63,23 @@ def add_scorer_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", action="append", help="scorers, repeatable or a,b (default: the task's)")
 
 
+def add_scorer_args_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scorer-arg", action="append", metavar="SCORER.K=V",
+                        help="scorer parameter, e.g. vqascore.backend=llava-onevision (repeatable)")
+
+
+def scorer_args(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """`--scorer-arg name.key=value` → {name: {key: value}} (values read as YAML scalars)."""
+    grouped: dict[str, list[str]] = {}
+    for item in getattr(args, "scorer_arg", None) or []:
+        target, sep, rest = item.partition(".")
+        if not sep or "=" not in rest or not target:
+            raise UserError(f"--scorer-arg expects SCORER.KEY=VALUE, got {item!r} "
+                            f"(e.g. --scorer-arg vqascore.backend=llava-onevision).")
+        grouped.setdefault(target, []).append(rest)
+    return {name: parse_key_values(values, "--scorer-arg") for name, values in grouped.items()}
+
+
 def scorer_names(args: argparse.Namespace) -> tuple[str, ...] | None:
     if not args.scorer:
         return None
@@ -65,5 +96,6 @@ def run_request(args: argparse.Namespace, command: str):  # -> RunRequest (impor
         seeds=parse_seeds(args.seeds) if args.seeds is not None else None, limit=args.limit,
         tags=parse_tags(args.tags), shard=Shard.parse(args.shard), batch_size=args.batch_size,
         device=args.device, dtype=args.dtype, output=Path(args.output),
-        scorers=scorer_names(args) if hasattr(args, "scorer") else None, command=command,
+        scorers=scorer_names(args) if hasattr(args, "scorer") else None, scorer_args=scorer_args(args),
+        command=command,
     )

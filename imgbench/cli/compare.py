@@ -74,16 +74,22 @@ def render(result: dict[str, Any], block: dict[str, Any], title: str):
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from imgbench.cli.common import scorer_names
+    from imgbench.cli.common import output_folder, scorer_names
+    from imgbench.cli.console import output_console
     from imgbench.comparison import compare_runs
-    from imgbench.selection import load_comparable, scan_runs, select_run
+    from imgbench.errors import UserError
+    from imgbench.selection import load_comparable, scan_runs, select_run, split_selectors
 
+    selectors = split_selectors(args.against)
+    if not selectors:
+        raise UserError(f"--against names no run (got {', '.join(map(repr, args.against))}); give one or more run "
+                        f"ids or model/method[@variant] selectors, e.g. --against dummy/dummy@salt=x.")
     runs = scan_runs(args.output, args.task)
     baseline = select_run(runs, args.baseline)
-    against = [select_run(runs, s) for v in args.against for s in v.split(",") if s.strip()]
-    console = Console()
+    against = [select_run(runs, s) for s in selectors]
+    if args.json:
+        output_folder(Path(args.json).parent, "the folder of --json")
+    console = output_console()
     results = []
     for scorer in scorer_names(args) or _task_scorers(args.task):
         scores = load_comparable([baseline, *against], scorer)

@@ -51,11 +51,10 @@ def _component_table(kind: str, registry):
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from imgbench import catalog
+    from imgbench.cli.console import output_console
 
-    console = Console(width=max(Console().width, 160))
+    console = output_console()
     kinds = list(KINDS) if args.what == "all" else [args.what]
     for plural in kinds:
         kind = KINDS[plural]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 EXAMPLES = """examples:
   imgbench plot --task tiny --method dummy --param salt --baseline dummy/base --out plots
@@ -28,9 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from imgbench import catalog, plots
+    from imgbench.cli.common import output_folder
+    from imgbench.cli.console import output_console
     from imgbench.comparison import compare_runs, unique_labels
     from imgbench.errors import UserError
     from imgbench.selection import default_params, format_variant, load_comparable, scan_runs, select_run
@@ -59,11 +58,12 @@ def main(args: argparse.Namespace) -> int:
                             f"{', '.join(run.manifest['identity']['method'].get('params', {})) or '(none)'}.")
         rest = format_variant({k: v for k, v in run.variant.items() if k != args.param})
         series.setdefault(f"{run.model}/{run.method}" + (f"@{rest}" if rest else ""), []).append((value, label))
-    out = Path(args.out)
+    out = output_folder(args.out, "the plot folder")
     paths = plots.plot_sweep(comparison, series, args.param, out, baseline=labels[0] if baseline else None)
     paths += plots.plot_tags(comparison, labels, out)
     if baseline:
         paths += plots.plot_win_rates(comparison, out)
-    Console().print(f"{args.task} · {comparison['scorer']} · {comparison['items']['n_compared']} shared items; wrote "
-                    + ", ".join(str(p) for p in paths))
+    shared = comparison["items"]["n_compared"]
+    output_console().print(f"{args.task} · {comparison['scorer']} · {shared} shared items; wrote "
+                           + ", ".join(str(p) for p in paths))
     return 0

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from imgbench.cli.common import add_data_dir_option
+
 EXAMPLES = """examples:
   imgbench report --output results
   imgbench report --output results --task tiny --scorer dummy --out results/report-tiny
   imgbench report --output results --runs dummy/base,dummy/dummy@salt=x --task tiny
+  imgbench report --output results --task drawbench --data-dir ~/suites
 """
 
 FILES = {"leaderboard.md": "to_markdown", "leaderboard.csv": "to_csv", "leaderboard.json": "to_json",
@@ -26,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="where to write the report (default: OUTPUT/report)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (0)")
     parser.add_argument("--html-prompts", type=int, default=50, help="prompts per task shown with images (50)")
+    add_data_dir_option(parser)  # the HTML report shows prompt texts, read from the suites
     parser.set_defaults(handler=main)
 
 
@@ -34,14 +38,17 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from imgbench import report
+    from imgbench.cli.common import output_folder
+    from imgbench.cli.console import output_console
     from imgbench.errors import UserError
     from imgbench.html_report import render_html
-    from imgbench.selection import scan_runs, select_run
+    from imgbench.selection import scan_runs, select_run, split_selectors
     from imgbench.util.io import atomic_write_text
 
+    if args.html_prompts < 0:
+        raise UserError(f"--html-prompts is the number of prompts shown with images per task (0 for none), got "
+                        f"{args.html_prompts}.")
     tasks = _split(args.task)
     if args.runs and len(tasks) != 1:
         raise UserError("--runs names runs on one task: give exactly one --task with it.")
@@ -52,14 +59,13 @@ def main(args: argparse.Namespace) -> int:
         if missing:
             raise UserError(f"no runs for task(s) {', '.join(missing)} under {args.output}/runs.")
     if args.runs:
-        runs = list(dict.fromkeys(select_run(runs, s) for s in _split(args.runs)))
+        runs = list(dict.fromkeys(select_run(runs, s) for s in split_selectors(args.runs)))
     board = report.build_leaderboard(runs, _split(args.scorer) or None, seed=args.seed)
-    out = Path(args.out) if args.out else Path(args.output) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(Path(args.out) if args.out else Path(args.output) / "report", "the report folder")
     for name, renderer in FILES.items():
         atomic_write_text(out / name, getattr(report, renderer)(board))
     atomic_write_text(out / "index.html", render_html(board, out.resolve(), args.html_prompts))
-    console = Console()
+    console = output_console()
     console.print(report.to_markdown(board), markup=False, highlight=False)
     console.print(f"wrote {', '.join(str(out / n) for n in [*FILES, 'index.html'])}")
     return 0

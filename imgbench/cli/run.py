@@ -6,6 +6,7 @@ import argparse
 
 from imgbench.cli.common import (
     add_generation_options,
+    add_scorer_args_option,
     add_scorer_option,
     add_selection_options,
     add_task_options,
@@ -27,6 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_generation_options(parser)
     add_selection_options(parser)
     add_scorer_option(parser)
+    add_scorer_args_option(parser)
     parser.set_defaults(handler=main)
 
 

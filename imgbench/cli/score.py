@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imgbench.cli.common import add_scorer_option, add_task_options
+from imgbench.cli.common import add_scorer_args_option, add_scorer_option, add_task_options
 
 EXAMPLES = """examples:
   imgbench score --run results/runs/tiny/dummy/base/3f2a9c1b7d4e --scorer dummy
@@ -22,15 +22,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--images", help="folder of <prompt_id>/<seed>.png images made by anything")
     add_task_options(parser)
     add_scorer_option(parser)
+    add_scorer_args_option(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="images per scorer call")
     parser.add_argument("--output", default="results", help="where a run folder for --images is created")
     parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from imgbench.cli.common import scorer_names
+    from imgbench.cli.common import scorer_args, scorer_names
+    from imgbench.cli.console import output_console
     from imgbench.cli.summary import metrics_table
     from imgbench.errors import UserError
     from imgbench.runner import command_line
@@ -42,12 +42,12 @@ def main(args: argparse.Namespace) -> int:
     if args.run:
         if args.task or args.prompts:
             raise UserError("--run already knows its task; drop --task / --prompts.")
-        outcome = score_run(args.run, scorer_names(args), args.batch_size, command_line())
+        outcome = score_run(args.run, scorer_names(args), args.batch_size, command_line(), scorer_args(args))
     else:
         task = load_task(resolve_task(args.task, args.prompts, text_column=args.text_column))
         store = index_external_images(Path(args.images), task, Path(args.output))
-        outcome = score_folder(store, task, scorer_names(args), args.batch_size, command_line())
-    console = Console(soft_wrap=True)
+        outcome = score_folder(store, task, scorer_names(args), args.batch_size, command_line(), scorer_args(args))
+    console = output_console()
     console.print(f"folder: {outcome.store.root}")
     console.print("scored " + ", ".join(f"{name} {count}" for name, count in outcome.scored.items()))
     if outcome.metrics is not None:

@@ -43,15 +43,15 @@ def find_run(name: str, output: str) -> Path:
 
 
 def _show_task(name: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from imgbench import catalog
+    from imgbench.cli.console import output_console
     from imgbench.task import load_task
 
     spec = catalog.tasks().get(name).spec
     task = load_task(spec)
-    console = Console(soft_wrap=True)
+    console = output_console()
     console.print(f"[bold]{spec.name}[/] v{spec.version}: {spec.description}")
     for key, value in spec.source.items():
         console.print(f"  {key}: {value}")
@@ -71,14 +71,13 @@ def _show_task(name: str) -> None:
 
 
 def _show_run(name: str, output: str) -> None:
-    from rich.console import Console
-
+    from imgbench.cli.console import output_console
     from imgbench.cli.summary import metrics_table
     from imgbench.store import RunStore
 
     store = RunStore(find_run(name, output))
     manifest = store.read_manifest()
-    console = Console(soft_wrap=True)
+    console = output_console()
     console.print(f"[bold]run {manifest['run_id']}[/] {manifest['task']} / {manifest['model']} / {manifest['method']}")
     console.print(f"folder: {store.root}")
     console.print(json.dumps(manifest["identity"], indent=2, sort_keys=True))

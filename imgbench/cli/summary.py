@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+
+from imgbench.cli.console import output_console
 
 
 def _fmt(value: float | None) -> str:
@@ -27,7 +28,7 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
 
 def print_outcome(outcome: Any) -> None:
     """Where the run is, what this invocation did, and the metrics if the item set is complete."""
-    console = Console(soft_wrap=True)
+    console = output_console()
     plan = outcome.plan
     console.print(f"run {plan.run_id}: {plan.task.spec.name} / {plan.model_spec.name} / {plan.method_spec.name}")
     console.print(f"folder: {plan.store.root}")

@@ -47,10 +47,10 @@ def parse_grid(values: list[str]) -> list[dict[str, Any]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from imgbench.cli.common import run_request
+    from imgbench.cli.console import output_console
     from imgbench.errors import UserError
     from imgbench.runner import command_line, execute
 
@@ -59,12 +59,19 @@ def main(args: argparse.Namespace) -> int:
     clash = sorted(set(grid[0]) & set(base.method_args))
     if clash:
         raise UserError(f"{', '.join(clash)} is both swept (--param) and fixed (--method-arg); keep one.")
-    console = Console()
+    console = output_console()
     table = Table(title=f"sweep of {base.method} on {base.task or base.prompts_file}: {len(grid)} runs")
     for column in ("parameters", "run", "generated", "primary scorer", "mean [95% CI]"):
         table.add_column(column)
+    seen: dict[str, str] = {}
     for point in grid:
         outcome = execute(replace(base, method_args={**base.method_args, **point}), score=True)
+        label = ", ".join(f"{k}={v}" for k, v in point.items())
+        if outcome.plan.run_id in seen:
+            # A parameter that does not change pixels (e.g. a delay) maps two grid points to one run.
+            console.print(f"note: {label} is the same run as {seen[outcome.plan.run_id]} ({outcome.plan.run_id}); "
+                          f"that parameter is not part of the method's identity.")
+        seen.setdefault(outcome.plan.run_id, label)
         metrics = outcome.metrics
         if metrics is None:
             summary, primary = "incomplete (other shards pending)", ""
@@ -73,8 +80,7 @@ def main(args: argparse.Namespace) -> int:
             key = next(k for k in metrics["scorers"] if k.split("@")[0] == primary)
             overall = metrics["scorers"][key]["overall"]
             summary = f"{overall['mean']:.4f} [{overall['ci_low']:.4f}, {overall['ci_high']:.4f}]"
-        table.add_row(", ".join(f"{k}={v}" for k, v in point.items()), outcome.plan.run_id, str(outcome.generated),
-                      primary, summary)
+        table.add_row(label, outcome.plan.run_id, str(outcome.generated), primary, summary)
     console.print(table)
     first = args.param[0].partition("=")[0]
     console.print(f"plot it: imgbench plot --task {base.task} --method {base.method} --param {first} "

@@ -13,6 +13,7 @@ import importlib
 #: Trainer name → (module with add_arguments(parser) and main(args), one-line help).
 TRAINERS: dict[str, tuple[str, str]] = {
     "shapes": ("imgbench.worlds.shapes.train_cli", "the shapes world (unet, clip, ip-adapter, llava, eval, export)"),
+    "img": ("imgbench.methods.img.train_cli", "IMG Implicit Aligner on preference pairs (IUPO objective)"),
 }
 
 

@@ -40,6 +40,7 @@ def _check_targets(problems: list[str], notes: list[str]) -> None:
 def _check_task(spec, problems: list[str], notes: list[str]) -> None:
     from imgbench import catalog
     from imgbench.errors import UserError
+    from imgbench.suites.fetch import DataUnavailable
     from imgbench.task import load_task
 
     for scorer in spec.scorers:
@@ -53,8 +54,11 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
                      f"they see in run.json.")
     try:
         task = load_task(spec)
-    except UserError as exc:
-        (notes if "offline" in str(exc).lower() or "download" in str(exc).lower() else problems).append(str(exc))
+    except DataUnavailable as exc:  # not here and not downloadable now: say so; it is not a defect of the task
+        notes.append(str(exc))
+        return
+    except UserError as exc:  # a changed, damaged or incomplete copy: a mismatch is an error, never a note
+        problems.append(str(exc))
         return
     if spec.size is not None and len(task.prompts) != spec.size:
         problems.append(f"task {spec.name!r}: declares size {spec.size} but has {len(task.prompts)} prompts.")
@@ -66,12 +70,11 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from imgbench import catalog
+    from imgbench.cli.console import output_console
     from imgbench.errors import UserError
 
-    console = Console(soft_wrap=True)
+    console = output_console()
     problems: list[str] = []
     notes: list[str] = []
     registries = {kind: catalog.registry(kind) for kind in catalog.KINDS}  # parses every YAML, strictly

@@ -65,6 +65,11 @@ class Located:
         return f"{self.folder} ({self.origin})"
 
 
+class DataUnavailable(UserError):
+    """Files missing from the local copy, or not downloadable right now (offline, network or source down): a
+    fixable absence, which `imgbench validate` reports as a note, unlike damaged or changed data (a problem)."""
+
+
 def is_offline() -> bool:
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARS)
 
@@ -162,7 +167,7 @@ def locate(remote: Remote) -> Located:
         folder = root / remote.data_dir
         missing = [n for n in remote.files if not _present(folder, n)]
         if missing:
-            raise UserError(f"{remote.what}: the local copy {folder} lacks {', '.join(map(repr, missing))}. "
+            raise DataUnavailable(f"{remote.what}: the local copy {folder} lacks {', '.join(map(repr, missing))}. "
                             f"Complete it: {_manual_instructions(remote, missing)}.")
         logger.info("%s: reading the local copy in %s", remote.what, folder)
         return Located(folder, "data dir")
@@ -173,7 +178,7 @@ def locate(remote: Remote) -> Located:
         return Located(folder, "cache")
     if is_offline():
         flags = ", ".join(f"{v}={os.environ[v]}" for v in OFFLINE_VARS if os.environ.get(v))
-        raise UserError(f"{remote.what}: no local copy and downloads are off ({flags}, offline mode). To use it "
+        raise DataUnavailable(f"{remote.what}: no local copy and downloads are off ({flags}, offline mode). To use it "
                         f"offline, {_manual_instructions(remote, missing)} (or point --data-dir / {DATA_DIR_VAR} "
                         f"at a folder holding {remote.data_dir}/ laid out as upstream).")
     _download_missing(remote, folder, missing)
@@ -248,7 +253,8 @@ def _request(url: str) -> urllib.request.Request:
 def download(url: str, target: Path, remote: Remote, names: list[str]) -> None:
     """Stream `url` to `target` atomically (temp file, then rename); any failure is a UserError with a fix."""
     if is_offline():
-        raise UserError(f"{remote.what}: downloads are off (offline mode); {_manual_instructions(remote, names)}.")
+        raise DataUnavailable(f"{remote.what}: downloads are off (offline mode); "
+                              f"{_manual_instructions(remote, names)}.")
     logger.warning("%s: downloading %s", remote.what, url)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
@@ -259,12 +265,12 @@ def download(url: str, target: Path, remote: Remote, names: list[str]) -> None:
             shutil.copyfileobj(resp, out, 1 << 20)
         os.replace(tmp_name, target)
     except urllib.error.HTTPError as exc:
-        raise UserError(f"{remote.what}: download failed (HTTP {exc.code} {exc.reason} from {url}); the source "
+        raise DataUnavailable(f"{remote.what}: download failed (HTTP {exc.code} {exc.reason} from {url}); the source "
                         f"refused it (moved, gated or down). To get it by hand, "
                         f"{_manual_instructions(remote, names)}.") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise UserError(f"{remote.what}: download failed ({type(exc).__name__}: {reason}). Check the network "
+        raise DataUnavailable(f"{remote.what}: download failed ({type(exc).__name__}: {reason}). Check the network "
                         f"and proxy settings, or {_manual_instructions(remote, names)}.") from None
     finally:
         if os.path.exists(tmp_name):

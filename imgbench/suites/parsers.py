@@ -11,13 +11,14 @@ never hashes of the text: HPDv2 and TIFA repeat texts.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from imgbench.api.records import Prompt
 from imgbench.api.specs import PromptSource
 from imgbench.errors import UserError
-from imgbench.prompts import parse_rows
+from imgbench.prompts import content_sha256, parse_rows
 
 
 def _read(path: Path) -> str:
@@ -91,6 +92,23 @@ def hpdv2(source: PromptSource, folder: Path) -> list[Prompt]:
     return parse_rows(rows, source, str(folder))
 
 
+def hpdv2_with_drawbench(source: PromptSource, folder: Path) -> list[Prompt]:
+    """hpdv2-3400: the four style files, verified against `hpdv2`'s pin, plus HPDv2's unpinned drawbench.json.
+
+    Only drawbench.json lacks a verifiable reference; the 3,200 style prompts must still be exactly
+    the published ones.
+    """
+    from imgbench import catalog
+
+    styles = catalog.tasks().get("hpdv2").spec.prompts
+    prompts = hpdv2(replace(source, files=styles.files), folder)
+    if content_sha256(prompts) != styles.content_sha256:
+        raise UserError(f"{folder}: the four HPDv2 style files differ from the published lists (content checksum "
+                        f"{content_sha256(prompts)}, task 'hpdv2' pins {styles.content_sha256}); replace them with "
+                        f"unmodified copies.")
+    return prompts + hpdv2(replace(source, files=tuple(f for f in source.files if f not in styles.files)), folder)
+
+
 def tifa(source: PromptSource, folder: Path) -> list[Prompt]:
     """TIFA v1.0 text inputs; the id prefix names the caption's source (coco, partiprompt, ...)."""
     path = _files(source, folder)[0]
@@ -99,6 +117,15 @@ def tifa(source: PromptSource, folder: Path) -> list[Prompt]:
         raise UserError(f"{path}: expected a JSON list of objects with an 'id'.")
     rows = [{**item, "source": str(item["id"]).rsplit("_", 1)[0]} for item in items]
     return parse_rows(rows, source, str(path))
+
+
+def _numeric_id(value: Any, path: Path) -> int:
+    """GenAI-Bench ids are numbers ('00001' in one file, 1 in the other); anything else means a damaged copy."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: prompt id {value!r} is not a number; GenAI-Bench ids are numeric "
+                        f"(e.g. '00001'), so this copy is damaged or not GenAI-Bench.") from None
 
 
 def genai_bench(source: PromptSource, folder: Path) -> list[Prompt]:
@@ -113,10 +140,12 @@ def genai_bench(source: PromptSource, folder: Path) -> list[Prompt]:
         raise UserError(f"{image_path} and {skills_path} must each hold a JSON object.")
     by_id: dict[int, list[str]] = {}
     for skill, ids in skills.items():
+        if not isinstance(ids, list):
+            raise UserError(f"{skills_path}: skill {skill!r} should map to a list of prompt ids.")
         for prompt_id in ids:
-            by_id.setdefault(int(prompt_id), []).append(skill)
+            by_id.setdefault(_numeric_id(prompt_id, skills_path), []).append(skill)
     rows = []
-    for key in sorted(images, key=int):
+    for key in sorted(images, key=lambda k: _numeric_id(k, image_path)):
         entry = images[key]
         if not isinstance(entry, dict):
             raise UserError(f"{image_path}: entry {key!r} is not an object.")

@@ -1,0 +1,189 @@
+"""Where a model's weights come from, and which exact weights those are.
+
+A `WeightSource` is one hub repository (plus optional subfolder) or a local folder. `resolve()`
+answers "which bytes will be loaded" without loading them, because that answer keys the run
+cache (DESIGN §4): for the hub, the commit actually served (asked from the hub with a short
+timeout, or read from the local cache when offline or unreachable); for a local folder, a
+digest of its files. Anything missing becomes a `UserError` that names the repository and the
+two fixes (pre-download, or point at a local folder) in well under a second, before torch is
+ever imported.
+
+Only `huggingface_hub` is imported here (light); diffusers and torch stay out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgbench.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to wait for the hub's answer on which commit a revision is; downloads use the hub's own timeouts.
+HUB_TIMEOUT_S = float(os.environ.get("IMGBENCH_HUB_TIMEOUT", "4"))
+_TRUE = {"1", "true", "yes", "on"}
+_SKIP_DIRS = {".git", ".cache", ".huggingface"}
+
+
+def offline() -> bool:
+    """True when IMGBENCH_OFFLINE or HF_HUB_OFFLINE forbids every download."""
+    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("IMGBENCH_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """One set of weights: a hub repo at a revision, or a local folder laid out like that repo."""
+
+    role: str
+    """What these weights are for ('base pipeline', 'UNet', 'IP-Adapter'), named in error messages."""
+    repo_id: str | None = None
+    revision: str | None = None
+    """A commit, branch or tag; None means unpinned (the hub's main), recorded as served."""
+    local_path: str | None = None
+    """A local folder that replaces the hub repo (--model-path or a *_path model argument)."""
+    probe: str = "model_index.json"
+    """A small file inside the repo that must exist; its snapshot folder names the served commit."""
+    flag: str = "--model-path"
+    """The option that points this source at a local folder (named in the fix-it message)."""
+    cache_dir: str | None = None
+
+    def declared(self) -> dict[str, Any]:
+        """What the user asked for, without touching the hub (for sources resolved on first use)."""
+        if self.local_path:
+            return {"path_digest": folder_digest(self.local_path, self.role, self.flag)}
+        return {"hub_id": self.repo_id, "revision": self.revision or "unpinned"}
+
+    def resolve(self) -> ResolvedSource:
+        """The exact weights: a local folder's digest, or the hub commit that serves `revision`."""
+        if self.local_path:
+            folder = Path(self.local_path).expanduser()
+            if not (folder / self.probe).is_file():
+                raise UserError(f"{self.flag} {folder}: expected the {self.role} laid out like the hub repo "
+                                f"{self.repo_id or ''} (with {self.probe}), but {folder / self.probe} does not exist.")
+            return ResolvedSource(self, location=str(folder), commit=None,
+                                  digest=folder_digest(folder, self.role, self.flag), local_only=True)
+        if not self.repo_id:
+            raise UserError(f"no weights given for the {self.role}: set a hub id or {self.flag}.")
+        if offline():
+            return self._from_cache(reason="offline mode is on (IMGBENCH_OFFLINE / HF_HUB_OFFLINE)")
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+        try:
+            info = HfApi().model_info(self.repo_id, revision=self.revision, timeout=HUB_TIMEOUT_S)
+        except RevisionNotFoundError:
+            raise UserError(f"the hub repository {self.repo_id} ({self.role}) has no revision "
+                            f"{self.revision!r}; fix the model's revision.") from None
+        except RepositoryNotFoundError:
+            raise UserError(f"the hub repository {self.repo_id} ({self.role}) does not exist or needs a login "
+                            f"(`hf auth login`).") from None
+        except HfHubHTTPError as exc:
+            return self._from_cache(reason=f"the hub answered {exc.__class__.__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - connection refused, DNS, proxy, timeout: all mean "unreachable"
+            return self._from_cache(reason=f"the hub is unreachable ({type(exc).__name__}: {exc})")
+        return ResolvedSource(self, location=self.repo_id, commit=info.sha, digest=None, local_only=False)
+
+    def _from_cache(self, reason: str) -> ResolvedSource:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(self.repo_id, self.probe, cache_dir=self.cache_dir, revision=self.revision)
+        if not isinstance(path, str):
+            raise UserError(self.missing_message(reason))
+        commit = snapshot_commit(path)
+        logger.info("%s: using the cached snapshot %s of %s (%s)", self.role, commit, self.repo_id, reason)
+        return ResolvedSource(self, location=self.repo_id, commit=commit, digest=None, local_only=True)
+
+    def missing_message(self, reason: str) -> str:
+        from huggingface_hub import constants
+
+        revision = f" --revision {self.revision}" if self.revision else ""
+        cache = self.cache_dir or constants.HF_HUB_CACHE
+        return (f"the {self.role} weights {self.repo_id} (revision {self.revision or 'unpinned: main'}) are not in "
+                f"the local Hugging Face cache ({cache}) and cannot be downloaded: {reason}. Fix: pre-download them "
+                f"where the hub is reachable with `hf download {self.repo_id}{revision}` (huggingface_hub < 1.0: "
+                f"`huggingface-cli download {self.repo_id}{revision}`) and copy the cache here (HF_HOME / "
+                f"HF_HUB_CACHE), or pass {self.flag} DIR with a local folder laid out like the repo.")
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """A source pinned to exact bytes: `location` is what `from_pretrained` gets."""
+
+    source: WeightSource
+    location: str
+    commit: str | None
+    digest: str | None
+    local_only: bool
+    """Load without network: a local folder, offline mode, or a hub that could not be reached."""
+
+    def identity(self) -> dict[str, Any]:
+        if self.digest:
+            return {"path_digest": self.digest}
+        return {"hub_id": self.source.repo_id, "revision": self.commit,
+                "requested_revision": self.source.revision or "unpinned"}
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for diffusers / transformers `from_pretrained` pinned to these bytes."""
+        if self.digest:
+            return {"local_files_only": True}
+        return {"revision": self.commit, "local_files_only": self.local_only or offline(),
+                "cache_dir": self.source.cache_dir}
+
+
+def snapshot_commit(path: str | Path) -> str:
+    """The commit of a file inside a hub-cache snapshot (…/snapshots/<commit>/…)."""
+    parts = Path(path).parts
+    if "snapshots" not in parts or parts.index("snapshots") + 1 >= len(parts):
+        raise UserError(f"{path} is not inside a Hugging Face cache snapshot folder.")
+    return parts[parts.index("snapshots") + 1]
+
+
+def _digest_cache_path() -> Path:
+    import platformdirs
+
+    return Path(os.environ.get("IMGBENCH_CACHE_DIR") or platformdirs.user_cache_dir("imgbench")) / "file-digests.json"
+
+
+def folder_digest(folder: str | Path, role: str = "weights", flag: str = "--model-path") -> str:
+    """sha256 over (relative path, content sha256) of every file in a folder.
+
+    Hashing gigabytes takes tens of seconds, so per-file digests are cached, keyed by the
+    resolved path, size and modification time (a changed file is hashed again).
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"{flag} {folder}: not a folder (expected the {role} laid out like its hub repo).")
+    cache_file = _digest_cache_path()
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    entries, changed = [], False
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _SKIP_DIRS & set(p.relative_to(folder).parts))
+    for path in files:
+        real = path.resolve()
+        stat = real.stat()
+        key = f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
+        if key not in cache:
+            from imgbench.util.hashing import sha256_file
+
+            cache[key] = sha256_file(real)
+            changed = True
+        entries.append(f"{path.relative_to(folder).as_posix()}:{cache[key]}")
+    if not entries:
+        raise UserError(f"{flag} {folder}: the folder is empty (expected the {role}).")
+    if changed:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache))
+            tmp.replace(cache_file)
+        except OSError as exc:  # a read-only home only costs re-hashing next time
+            logger.debug("cannot write the digest cache %s: %s", cache_file, exc)
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()

@@ -1,0 +1,220 @@
+"""The `img` inference method (IMG paper §3, Fig. 2; img_paper.md §1.1 and §1.7).
+
+For each (prompt, seed): the initial image x (the model's plain generation, same seed — reused
+bit-identically from a cached `base` run with the same identity when there is one), guidance h
+(the MLLM's last-layer states over (x, question(prompt)), or the model's text embedding, or
+none), the IP tokens c = encode_image(x), the Implicit Aligner applied `passes` times (paper: 3),
+and the regeneration with the same prompt and seed and the aligned tokens at `ip_scale` (0.2).
+`rounds` > 1 re-applies IMG to its own output (paper Fig. 7; rounds = 1 for every number).
+
+Token format between the pieces: `model.encode_image` gives (B, N, D) tokens, the method hands
+the model CPU float32 (B, N, D) tensors, and the model moves them to its own device and dtype.
+The aligner must match both ends: its token width is the width of the model's IP tokens and its
+guidance width the MLLM's hidden size (or the text encoder's width for `guidance=text`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from imgbench.methods.img.guidance import GUIDANCE_SOURCES, build_templates, check_source
+
+from imgbench.api.method import Generation, Method
+from imgbench.api.model import Model
+from imgbench.api.records import GenerationRequest
+from imgbench.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+class IMGMethod(Method):
+    """Implicit Multimodal Guidance: MLLM guidance → Implicit Aligner → re-generation through the IP-Adapter."""
+
+    name = "img"
+    version = 1
+
+    def __init__(self, aligner: str | None = None, heads: int = 20, guidance: str = "finetuned-mllm",
+                 mllm: str | None = None, original_mllm: str | None = None, conversation: str = "llava_v0",
+                 mllm_dtype: str = "bf16", templates: str = "official", template: str | None = None,
+                 ip_scale: float = 0.2, passes: int = 3, rounds: int = 1, save_answer: bool = False,
+                 answer_tokens: int = 64, reuse_base: bool = True, save_tokens: bool = False,
+                 device: str | None = None) -> None:
+        """`mllm` is the misalignment-finetuned MLLM (guidance 'finetuned-mllm', the paper's IMG);
+        `original_mllm` the un-finetuned one that guidance 'mllm' reads (Table 5a, "Original MLLM").
+        `reuse_base` and `save_tokens` (keep the aligned tokens as a JSON artefact) do not change
+        pixels and are not part of the run's identity."""
+        check_source(guidance)
+        missing = []
+        if guidance != "none" and not aligner:
+            missing.append("aligner (a checkpoint such as shi-labs/IMG/aligner_sdxl.pth)")
+        if guidance == "finetuned-mllm" and not mllm:
+            missing.append("mllm (a LLaVA / Qwen2.5-VL folder or hub id, e.g. shi-labs/IMG/llava)")
+        if guidance == "mllm" and not original_mllm:
+            missing.append("original_mllm (the un-finetuned MLLM for guidance=mllm, e.g. llava-hf/llava-1.5-13b-hf)")
+        if missing:
+            raise UserError(f"method img needs {' and '.join(missing)}: this model has no per-model defaults "
+                            f"(methods/img/<model or family>.yaml), so pass them with --method-arg "
+                            f"(e.g. --method-arg aligner=PATH --method-arg mllm=PATH). Guidance sources: "
+                            f"{', '.join(GUIDANCE_SOURCES)}.")
+        if passes < 1 or rounds < 1:
+            raise UserError(f"passes and rounds must be at least 1, got passes={passes}, rounds={rounds}.")
+        super().__init__(aligner=aligner, heads=heads, guidance=guidance, mllm=mllm, original_mllm=original_mllm,
+                         conversation=conversation,
+                         mllm_dtype=mllm_dtype, templates=templates, template=template, ip_scale=float(ip_scale),
+                         passes=passes, rounds=rounds, save_answer=bool(save_answer), answer_tokens=answer_tokens)
+        self.reuse_base = bool(reuse_base)
+        self.save_tokens = bool(save_tokens)
+        self.device = device
+        self._identity_extra: dict[str, Any] = {}
+        self._templates = None
+        self._mllm = None
+        self._aligner: Any = None
+        self._aligner_path: Path | None = None
+        if guidance != "none":
+            from imgbench.mllm.weights import resolve_file
+
+            self._aligner_path, self._identity_extra["aligner"] = resolve_file(aligner)
+        if guidance in ("mllm", "finetuned-mllm"):
+            from imgbench.mllm.hf import load_mllm
+
+            self._templates = build_templates(templates, template)
+            self._mllm = load_mllm(mllm if guidance == "finetuned-mllm" else original_mllm,
+                                   conversation=conversation, dtype=mllm_dtype, device=device)
+            self._identity_extra.update(mllm=self._mllm.identity(), templates=self._templates.identity())
+        self._base_items: dict[tuple[str, int], dict[str, Any]] = {}
+        self._base_run: Any = None
+
+    def identity(self) -> dict[str, Any]:
+        """Params plus the content of what they name: aligner sha256, MLLM weights and template, template list."""
+        identity = super().identity()
+        identity["resolved"] = self._identity_extra
+        if identity["resolved"].get("mllm"):
+            identity["resolved"]["mllm"] = {k: v for k, v in identity["resolved"]["mllm"].items() if k != "path"}
+        return identity
+
+    # base-run reuse ---------------------------------------------------------------------
+    def prepare(self, context: Any) -> None:
+        """Find the `base` run of the same task, model, size and epoch: its images are our initial images."""
+        if not self.reuse_base or context is None:
+            return
+        from imgbench.components import build_method
+        from imgbench.store import RunStore
+        from imgbench.util.hashing import sha256_json
+
+        _, base = build_method("base", context.model_spec, {})
+        expected = {**context.identity, "method": base.identity()}
+        run_id = sha256_json(expected)[:12]
+        root = Path(context.store.root).parent.parent / "base" / run_id
+        store = RunStore(root)
+        if not store.run_json.exists() or store.read_manifest().get("identity") != expected:
+            logger.info("no cached base run at %s; initial images will be generated", root)
+            return
+        self._base_run = store
+        self._base_items = store.load_generations(verify=True)
+        logger.info("reusing %d initial images from base run %s", len(self._base_items), run_id)
+
+    def _initial_images(self, requests: Sequence[GenerationRequest], model: Model) -> tuple[list[Any], list[dict]]:
+        from PIL import Image
+
+        images: list[Any] = [None] * len(requests)
+        infos: list[dict[str, Any]] = [{} for _ in requests]
+        todo = []
+        for index, request in enumerate(requests):
+            record = self._base_items.get((request.prompt.id, request.seed))
+            if record is not None:
+                with Image.open(self._base_run.resolve_image(record["image"])) as image:
+                    images[index] = image.convert("RGB")
+                infos[index] = {"initial_image": {"reused_from_run": self._base_run.root.name, "path": str(
+                    self._base_run.root / record["image"]), "sha256": record["sha256"]}}
+            else:
+                todo.append(index)
+        if todo:
+            fresh = model.generate([requests[i] for i in todo])
+            for index, image in zip(todo, fresh, strict=True):
+                images[index] = image
+                infos[index] = {"initial_image": "generated"}
+        return images, infos
+
+    # guidance and alignment -------------------------------------------------------------
+    def _torch_device(self) -> str:
+        import torch
+
+        return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _load_aligner(self, model: Model, token_shape: tuple[int, int], guidance_dim: int) -> Any:
+        """The aligner, checked once against the model's IP tokens and the guidance width."""
+        if self._aligner is None:
+            from imgbench.methods.img.aligner import load_aligner
+
+            aligner = load_aligner(self._aligner_path, heads=self.params["heads"])
+            config, token_dim = aligner.config, int(token_shape[1])
+            if (config.token_dim, config.guidance_dim) != (token_dim, guidance_dim):
+                source = {"text": "the model's text encoder", "mllm": "the original MLLM"}.get(
+                    self.params["guidance"], "the MLLM")
+                raise UserError(f"aligner {self.params['aligner']} maps guidance of width {config.guidance_dim} onto "
+                                f"tokens of width {config.token_dim}, but {model.name!r} has IP tokens "
+                                f"{tuple(token_shape)} and {source} gives states of width {guidance_dim}. "
+                                f"Use the aligner trained for this model and guidance (shi-labs/IMG aligner_sdxl.pth "
+                                f"for SDXL, aligner_flux.pth for FLUX.1-dev, both for LLaVA-1.5-13B) or train one "
+                                f"with `imgbench train img`.")
+            self._aligner = aligner.to(self._torch_device()).eval()
+        return self._aligner
+
+    def _align(self, images: list[Any], requests: Sequence[GenerationRequest], questions: list[str],
+               model: Model) -> tuple[Any, Any]:
+        """(initial tokens, aligned tokens), both CPU float32 (B, N, D): the format `model.generate` takes."""
+        import torch
+        from imgbench.methods.img.guidance import text_guidance
+
+        tokens = torch.as_tensor(model.encode_image(images)).detach().float().cpu()
+        guidance = self.params["guidance"]
+        if guidance == "none":
+            return tokens, tokens  # Table 5a "No guidance": the initial tokens as they are
+        if guidance == "text":
+            states = text_guidance(model, [r.prompt.text for r in requests])
+        else:
+            states = self._mllm.hidden_states(images, questions)
+        aligner = self._load_aligner(model, tuple(tokens.shape[1:]), int(states[0].shape[-1]))
+        device = self._torch_device()
+        longest = max(s.shape[0] for s in states)
+        padded = torch.zeros(len(states), longest, states[0].shape[-1])
+        mask = torch.zeros(len(states), longest, dtype=torch.bool)
+        for i, state in enumerate(states):
+            padded[i, :state.shape[0]] = torch.as_tensor(state).float()
+            mask[i, :state.shape[0]] = True
+        with torch.no_grad():
+            aligned = aligner.align(padded.to(device), tokens.to(device), self.params["passes"], mask.to(device))
+        return tokens, aligned.float().cpu()
+
+    def generate(self, requests: Sequence[GenerationRequest], model: Model) -> list[Generation]:
+        if not model.supports_image_tokens:
+            raise UserError(f"method img needs a model with an IP-Adapter (image tokens); {model.name!r} has none.")
+        initial, infos = self._initial_images(requests, model)
+        questions = [self._templates.question(r.prompt.text, r.seed) if self._templates else "" for r in requests]
+        artefacts: list[dict[str, Any]] = [{"initial": image} for image in initial]
+        if self.params["save_answer"] and self._mllm is not None:
+            answers = self._mllm.answer(initial, questions, self.params["answer_tokens"])
+            for item, question, answer in zip(artefacts, questions, answers, strict=True):
+                item["answer"] = {"question": question, "answer": answer}
+        images = initial
+        for round_index in range(self.params["rounds"]):
+            if round_index:
+                for item, image in zip(artefacts, images, strict=True):
+                    item[f"round{round_index}"] = image
+            tokens, aligned = self._align(images, requests, questions, model)
+            images = model.generate(requests, image_tokens=aligned, ip_scale=self.params["ip_scale"])
+            if self.save_tokens:
+                for index, item in enumerate(artefacts):
+                    item[f"tokens{round_index}"] = token_record(tokens[index], aligned[index],
+                                                                self.params["ip_scale"])
+        return [Generation(image=image, artefacts=item, info={**info, **({"question": q} if q else {})})
+                for image, item, info, q in zip(images, artefacts, infos, questions, strict=True)]
+
+
+def token_record(initial: Any, aligned: Any, ip_scale: float) -> dict[str, Any]:
+    """One image's IP tokens before and after alignment, as JSON (float32 values round-trip exactly)."""
+    return {"shape": list(aligned.shape), "dtype": "float32", "ip_scale": ip_scale,
+            "change_norm": float((aligned - initial).norm()), "initial": initial.tolist(), "aligned": aligned.tolist()}
