@@ -7,7 +7,7 @@ set -euo pipefail
 export OMP_NUM_THREADS=1
 OUT=${OUT:-results/runs/img-shapes}
 mkdir -p "$OUT"
-for SPEC in single-object:34 counting:34 colors:100 two-object:40 color-attr:40 position:40; do
+for SPEC in single-object:34 counting:34 colors:100 two-object:20 color-attr:20 position:20; do
   imgbench run --method base --task shapes-train --tags "${SPEC%%:*}" --limit "${SPEC##*:}" --seeds 0-3 \
     --batch-size 64 --output "$OUT/train-runs" | tee "$OUT/train-run.log"
 done
