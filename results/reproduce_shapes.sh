@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [pairs|train|val|test|ablate|all]
+#   results/reproduce_shapes.sh [pairs|train|val|test|ablate|ablate_text|ablate_train|all]
 # Run folders go to results/runs/ (git-ignored); tables and figures to results/shapes/ (committed).
 set -euo pipefail
 export OMP_NUM_THREADS=1 IMGBENCH_OFFLINE=1 HF_HUB_OFFLINE=1
@@ -33,11 +33,11 @@ train() {
   cp "$OUT/aligner-main/aligner.safetensors" "$OUT/aligner-main/aligner.json" methods/img/shapes/
 }
 
-val() {  # every choice made on shapes-val (seeds 0, 1), never on the test split
+val() {  # every choice made on shapes-val (seeds 0, 1), never on the test split: ip_scale 0.8 (methods/img/shapes.yaml)
   imgbench run --method base --task shapes-val $B $S
   imgbench sweep --method img --task shapes-val $B $S --param ip_scale=0.2,0.4,0.8
   imgbench compare --task shapes-val --baseline shapes/base \
-    --against shapes/img,shapes/img@ip_scale=0.4,shapes/img@ip_scale=0.8 --scorer shapes-exact --no-tags \
+    --against shapes/img@ip_scale=0.2,shapes/img@ip_scale=0.4,shapes/img --scorer shapes-exact --no-tags \
     | tee "$R/val-compare.txt"
 }
 
@@ -51,23 +51,45 @@ test_split() {  # the leaderboard: base vs IMG (the shipped defaults), 240 promp
   imgbench report --task shapes --runs shapes/base,shapes/img --out "$R/report" --html-prompts 24
   imgbench agree --task shapes --scorers shapes-exact,shapes-clip --runs shapes/base,shapes/img \
     --json "$R/agree.json" | tee "$R/agree.txt"
-  imgbench plot --task shapes --method img --param ip_scale --baseline shapes/base --out "$R/plots-main"
 }
 
-ablate() {  # inference-time ablations of the shipped aligner on the test split, seed 0 (240 prompts)
-  local A="--method img --task shapes --seeds 0 $B $S"
-  imgbench sweep $A --param ip_scale=0.1,0.2,0.4,0.8
-  imgbench sweep $A --param passes=1,2,3
-  imgbench sweep $A --param rounds=1,2
-  imgbench sweep $A --param guidance=none,finetuned-mllm
-  for P in ip_scale passes rounds guidance; do
-    imgbench plot --task shapes --method img --param $P --baseline shapes/base --out "$R/ablation-$P" \
+A="--method img --task shapes --seeds 0 $B $S"  # ablations: all 240 test prompts, seed 0
+plots() {  # plots PARAM...: one figure set and table per swept parameter
+  for P in "$@"; do
+    imgbench plot --task shapes --method img --param "$P" --baseline shapes/base --out "$R/ablation-$P" \
       | tee "$R/ablation-$P.txt"
   done
 }
 
+ablate() {  # inference-time ablations of the shipped aligner (paper Table 5a, Fig. 7, §4.1's passes and IP scale)
+  imgbench sweep $A --param ip_scale=0.1,0.2,0.4,0.8
+  imgbench sweep $A --param guidance=none,mllm,finetuned-mllm   # mllm = shapes-llava-base, the caption-only model
+  imgbench sweep $A --param passes=1,2,3
+  imgbench sweep $A --param rounds=1,2
+  plots ip_scale guidance passes rounds
+}
+
+ablate_text() {  # Table 5a's text-embedding row needs its own aligner, trained on the text encoder's states
+  CACHE=text train_aligner text --guidance text --lam 1 --k 10
+  imgbench run $A --method-arg guidance=text --method-arg aligner=$OUT/aligner-text/aligner.safetensors
+}
+
+ablate_train() {  # training-time ablations (Table 5b λ, 5c loss terms, the ‖·‖² reduction), same cache and steps
+  train_aligner lam0 --mllm shapes-llava --mllm-dtype fp32 --lam 0 --k 10        # λ = 0: L_base only
+  train_aligner lam0.5 --mllm shapes-llava --mllm-dtype fp32 --lam 0.5 --k 10
+  train_aligner lam2 --mllm shapes-llava --mllm-dtype fp32 --lam 2 --k 10
+  train_aligner dpo --mllm shapes-llava --mllm-dtype fp32 --preference dpo --lam 1 --k 10
+  train_aligner spin --mllm shapes-llava --mllm-dtype fp32 --preference spin --lam 1 --k 10
+  train_aligner sum --mllm shapes-llava --mllm-dtype fp32 --reduction sum --lam 1 --k 10
+  local paths=shapes/aligner.safetensors
+  for N in lam0 lam0.5 lam2 dpo spin sum; do paths="$paths,$OUT/aligner-$N/aligner.safetensors"; done
+  imgbench sweep $A --param aligner=$paths
+  plots aligner
+}
+
 case "${1:-all}" in
-  pairs) pairs ;; train) train ;; val) val ;; test) test_split ;; ablate) ablate ;;
-  all) pairs; train; val; test_split; ablate ;;
-  *) echo "usage: $0 [pairs|train|val|test|ablate|all]" >&2; exit 2 ;;
+  pairs) pairs ;; train) train ;; val) val ;; test) test_split ;; ablate) ablate ;; ablate_text) ablate_text ;;
+  ablate_train) ablate_train ;;
+  all) pairs; train; val; test_split; ablate; ablate_text; ablate_train ;;
+  *) echo "usage: $0 [pairs|train|val|test|ablate|ablate_text|ablate_train|all]" >&2; exit 2 ;;
 esac
