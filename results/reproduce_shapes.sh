@@ -3,7 +3,7 @@
 #   results/reproduce_shapes.sh [pairs|train|val|test|ablate|ablate_text|ablate_train|all]
 # Run folders go to results/runs/ (git-ignored); tables and figures to results/shapes/ (committed).
 set -euo pipefail
-export OMP_NUM_THREADS=1 IMGBENCH_OFFLINE=1 HF_HUB_OFFLINE=1
+export OMP_NUM_THREADS=1 IMGBENCH_OFFLINE=1 HF_HUB_OFFLINE=1 COLUMNS=${COLUMNS:-160}  # tables are not cut when teed
 OUT=results/runs/img-shapes          # pairs, caches and aligners (ignored)
 R=results/shapes                     # committed tables and figures
 B="--batch-size 64"
@@ -81,9 +81,9 @@ ablate_train() {  # training-time ablations (Table 5b λ, 5c loss terms, the ‖
   train_aligner dpo --mllm shapes-llava --mllm-dtype fp32 --preference dpo --lam 1 --k 10
   train_aligner spin --mllm shapes-llava --mllm-dtype fp32 --preference spin --lam 1 --k 10
   train_aligner sum --mllm shapes-llava --mllm-dtype fp32 --reduction sum --lam 1 --k 10
-  local paths=shapes/aligner.safetensors
-  for N in lam0 lam0.5 lam2 dpo spin sum; do paths="$paths,$OUT/aligner-$N/aligner.safetensors"; done
-  imgbench sweep $A --param aligner=$paths
+  local paths=""
+  for N in lam0 lam0.5 lam2 dpo spin sum; do paths="$paths$OUT/aligner-$N/aligner.safetensors,"; done
+  imgbench sweep $A --param aligner=${paths}shapes/aligner.safetensors   # the shipped one (λ 1, dpo+spin, mean)
   plots aligner
 }
 
