@@ -216,10 +216,21 @@ def converted_folder(folder: str, digest: str) -> str:
     return str(target)
 
 
+WORLD_MLLMS = {"shapes-llava": "llava", "shapes-llava-base": "llava-base"}
+"""Names of the embedded worlds' MLLMs → their variant (`imgbench.worlds.shapes.llava.ShapesLlava`)."""
+
+
 def load_mllm(weights: str, conversation: str | None = None, dtype: str = "bf16", device: str | None = None,
-              revision: str | None = None) -> HFVisionLanguageModel:
+              revision: str | None = None) -> MLLM:
     """The wrapper for a folder or hub reference, chosen by its config's model_type. An original-format
-    LLaVA (the shi-labs/IMG detector) is converted once with `convert_llava` and the result cached."""
+    LLaVA (the shi-labs/IMG detector) is converted once with `convert_llava` and the result cached.
+    The shapes world's own LLaVAs are named `shapes-llava` and `shapes-llava-base` (shipped weights; they
+    bring their own tokenizer and conversation, run in fp32 on the CPU, and ignore `conversation`, `dtype`
+    and `device`)."""
+    if weights in WORLD_MLLMS:
+        from imgbench.worlds.shapes.llava import ShapesLlava
+
+        return ShapesLlava(variant=WORLD_MLLMS[weights])
     folder, facts = resolve_weights(weights, revision)
     config = read_config(folder)
     if is_original_llava(config):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,13 @@ class IMGMethod(Method):
         if guidance != "none":
             from imgbench.mllm.weights import resolve_file
 
-            self._aligner_path, self._identity_extra["aligner"] = resolve_file(aligner)
+            self._aligner_path, facts = resolve_file(shipped(aligner))
+            self._identity_extra["aligner"] = {**facts, "source": aligner}  # as written: run ids move with checkouts
         if guidance in ("mllm", "finetuned-mllm"):
             from imgbench.mllm.hf import load_mllm
 
-            self._templates = build_templates(templates, template)
+            self._templates = replace(build_templates(shipped(templates), template),
+                                      source=templates if not template else "fixed")
             self._mllm = load_mllm(mllm if guidance == "finetuned-mllm" else original_mllm,
                                    conversation=conversation, dtype=mllm_dtype, device=device)
             self._identity_extra.update(mllm=self._mllm.identity(), templates=self._templates.identity())
@@ -224,6 +227,16 @@ class IMGMethod(Method):
                                                                 self.params["ip_scale"])
         return [Generation(image=image, artefacts=item, info={**info, **({"question": q} if q else {})})
                 for image, item, info, q in zip(images, artefacts, infos, questions, strict=True)]
+
+
+def shipped(value: str) -> str:
+    """A relative path missing from the working directory is looked up beside this file, where per-model
+    defaults ship their files (`methods/img/shapes.yaml` names `shapes/aligner.safetensors`); the value as
+    written stays the run's parameter, and the file's sha256 its identity."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists() or not (Path(__file__).parent / path).exists():
+        return value
+    return str(Path(__file__).parent / path)
 
 
 def token_record(initial: Any, aligned: Any, ip_scale: float) -> dict[str, Any]:

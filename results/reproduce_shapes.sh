@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
+#   results/reproduce_shapes.sh [pairs|train|val|test|ablate|ablate_text|ablate_train|all]
+# Run folders go to results/runs/ (git-ignored); tables and figures to results/shapes/ (committed).
+set -euo pipefail
+export OMP_NUM_THREADS=1 IMGBENCH_OFFLINE=1 HF_HUB_OFFLINE=1 COLUMNS=${COLUMNS:-160}  # tables are not cut when teed
+OUT=results/runs/img-shapes          # pairs, caches and aligners (ignored)
+R=results/shapes                     # committed tables and figures
+B="--batch-size 64"
+S="--scorer shapes-exact,shapes-clip"
+# The shapes aligner: small (the world's tokens are 4 × 128, shapes-llava's states 128 wide); IUPO with the
+# paper's λ = 1, k = 10, lr 1e-4, batch 8; guidance from shapes-llava asked the world's one question template.
+ALIGNER="--model shapes --templates methods/img/shapes/templates.json --depth 2 --heads 4 --head-dim 32"
+STEPS=${STEPS:-2000}
+mkdir -p "$R"
+
+train_aligner() {  # train_aligner NAME GUIDANCE_ARGS... ; extra objective flags after the guidance args
+  local name=$1; shift
+  imgbench train img --pairs "$OUT/pairs.jsonl" $ALIGNER --steps "$STEPS" --no-progress \
+    --cache "$OUT/cache-${CACHE:-llava}" --out "$OUT/aligner-$name" "$@"
+}
+
+pairs() {
+  local start=$SECONDS
+  results/shapes/pairs.sh
+  echo "pairs: $((SECONDS - start)) s, $(wc -l < "$OUT/pairs.jsonl") pairs" | tee "$R/timing-pairs.txt"
+}
+
+train() {
+  local start=$SECONDS
+  train_aligner main --mllm shapes-llava --mllm-dtype fp32 --lam 1 --k 10
+  echo "cache + train: $((SECONDS - start)) s" | tee "$R/timing-train.txt"
+  cp "$OUT/aligner-main/aligner.safetensors" "$OUT/aligner-main/aligner.json" methods/img/shapes/
+}
+
+val() {  # every choice made on shapes-val (seeds 0, 1), never on the test split: ip_scale 0.8 (methods/img/shapes.yaml)
+  imgbench run --method base --task shapes-val $B $S
+  imgbench sweep --method img --task shapes-val $B $S --param ip_scale=0.2,0.4,0.8
+  imgbench compare --task shapes-val --baseline shapes/base \
+    --against shapes/img@ip_scale=0.2,shapes/img@ip_scale=0.4,shapes/img --scorer shapes-exact --no-tags \
+    | tee "$R/val-compare.txt"
+}
+
+test_split() {  # the leaderboard: base vs IMG (the shipped defaults), 240 prompts × seeds 0-3
+  imgbench run --method base --task shapes $B $S
+  imgbench run --method img --task shapes $B $S
+  for SC in shapes-exact shapes-clip; do
+    imgbench compare --task shapes --baseline shapes/base --against shapes/img --scorer $SC \
+      --json "$R/compare-$SC.json" | tee "$R/compare-$SC.txt"
+  done
+  imgbench report --task shapes --runs shapes/base,shapes/img --out "$R/report" --html-prompts 24
+  imgbench agree --task shapes --scorers shapes-exact,shapes-clip --runs shapes/base,shapes/img \
+    --json "$R/agree.json" | tee "$R/agree.txt"
+}
+
+A="--method img --task shapes --seeds 0 $B $S"  # ablations: all 240 test prompts, seed 0
+plots() {  # plots PARAM...: one figure set and table per swept parameter
+  for P in "$@"; do
+    imgbench plot --task shapes --method img --param "$P" --baseline shapes/base --out "$R/ablation-$P" \
+      | tee "$R/ablation-$P.txt"
+  done
+}
+
+ablate() {  # inference-time ablations of the shipped aligner (paper Table 5a, Fig. 7, §4.1's passes and IP scale)
+  imgbench sweep $A --param ip_scale=0.1,0.2,0.4,0.8
+  imgbench sweep $A --param guidance=none,mllm,finetuned-mllm   # mllm = shapes-llava-base, the caption-only model
+  imgbench sweep $A --param passes=1,2,3
+  imgbench sweep $A --param rounds=1,2
+  plots ip_scale guidance passes rounds
+}
+
+ablate_text() {  # Table 5a's text-embedding row needs its own aligner, trained on the text encoder's states
+  CACHE=text train_aligner text --guidance text --lam 1 --k 10
+  imgbench run $A --method-arg guidance=text --method-arg aligner=$OUT/aligner-text/aligner.safetensors
+}
+
+ablate_train() {  # training-time ablations (Table 5b λ, 5c loss terms, the ‖·‖² reduction), same cache and steps
+  train_aligner lam0 --mllm shapes-llava --mllm-dtype fp32 --lam 0 --k 10        # λ = 0: L_base only
+  train_aligner lam0.5 --mllm shapes-llava --mllm-dtype fp32 --lam 0.5 --k 10
+  train_aligner lam2 --mllm shapes-llava --mllm-dtype fp32 --lam 2 --k 10
+  train_aligner dpo --mllm shapes-llava --mllm-dtype fp32 --preference dpo --lam 1 --k 10
+  train_aligner spin --mllm shapes-llava --mllm-dtype fp32 --preference spin --lam 1 --k 10
+  train_aligner sum --mllm shapes-llava --mllm-dtype fp32 --reduction sum --lam 1 --k 10
+  local paths=""
+  for N in lam0 lam0.5 lam2 dpo spin sum; do paths="$paths$OUT/aligner-$N/aligner.safetensors,"; done
+  imgbench sweep $A --param aligner=${paths}shapes/aligner.safetensors   # the shipped one (λ 1, dpo+spin, mean)
+  plots aligner
+}
+
+case "${1:-all}" in
+  pairs) pairs ;; train) train ;; val) val ;; test) test_split ;; ablate) ablate ;; ablate_text) ablate_text ;;
+  ablate_train) ablate_train ;;
+  all) pairs; train; val; test_split; ablate; ablate_text; ablate_train ;;
+  *) echo "usage: $0 [pairs|train|val|test|ablate|ablate_text|ablate_train|all]" >&2; exit 2 ;;
+esac
