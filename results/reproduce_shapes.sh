@@ -97,6 +97,10 @@ tables() {  # ablation tables: each family against base over the items they shar
   fam passes shapes/img@passes=1,shapes/img@passes=2,shapes/img
   fam rounds shapes/img@rounds=2,shapes/img
   fam training $T=$AL-lam0/aligner.safetensors,$T=$AL-lam0.5/aligner.safetensors,shapes/img,$T=$AL-lam2/aligner.safetensors,$T=$AL-dpo/aligner.safetensors,$T=$AL-spin/aligner.safetensors,$T=$AL-sum/aligner.safetensors
+  # is the gain the aligner's, or just redrawing through the image's own tokens? (the "No guidance" row as baseline)
+  imgbench compare --task shapes --baseline shapes/img@guidance=none --against shapes/img --shared --no-tags $S \
+    | tee "$R/ablation-aligned-vs-none.txt"
+  python results/shapes/failure_reasons.py | tee "$R/failure-reasons.md"
   plots ip_scale guidance passes rounds aligner
 }
 
