@@ -100,6 +100,8 @@ tables() {  # ablation tables: each family against base over the items they shar
   # is the gain the aligner's, or just redrawing through the image's own tokens? (the "No guidance" row as baseline)
   imgbench compare --task shapes --baseline shapes/img@guidance=none --against shapes/img --shared --no-tags $S \
     | tee "$R/ablation-aligned-vs-none.txt"
+  imgbench compare --task shapes --baseline shapes/base --against shapes/img@ip_scale=0.2 --no-tags $S \
+    | tee "$R/compare-paper-ip-scale.txt"   # the paper's IP scale on all four seeds
   python results/shapes/failure_reasons.py | tee "$R/failure-reasons.md"
   plots ip_scale guidance passes rounds aligner
 }
