@@ -103,6 +103,7 @@ tables() {  # ablation tables: each family against base over the items they shar
   imgbench compare --task shapes --baseline shapes/base --against shapes/img@ip_scale=0.2 --no-tags $S \
     | tee "$R/compare-paper-ip-scale.txt"   # the paper's IP scale on all four seeds
   python results/shapes/failure_reasons.py | tee "$R/failure-reasons.md"
+  python results/shapes/ablation_table.py | tee "$R/ablation-table.md"
   plots ip_scale guidance passes rounds aligner
 }
 
