@@ -24,6 +24,17 @@ pairs() {
   local start=$SECONDS
   results/shapes/pairs.sh
   echo "pairs: $((SECONDS - start)) s, $(wc -l < "$OUT/pairs.jsonl") pairs" | tee "$R/timing-pairs.txt"
+  pairs_by_skill
+}
+
+pairs_by_skill() {  # how many pairs and captions each skill gave
+  python -c 'import collections, json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+skill = lambda r: r["prompt_id"].rsplit("-", 1)[0]
+pairs, captions = collections.Counter(map(skill, rows)), {r["prompt_id"]: skill(r) for r in rows}
+print("skill pairs captions")
+for name, n in pairs.most_common():
+    print(name, n, sum(1 for s in captions.values() if s == name))' "$OUT/pairs.jsonl" | tee "$R/pairs-by-skill.txt"
 }
 
 train() {
