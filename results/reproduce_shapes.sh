@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [pairs|train|val|test|ablate|ablate_text|ablate_train|all]
+#   results/reproduce_shapes.sh [pairs|train|val|test|ablate|ablate_text|ablate_train|tables|all]
 # Run folders go to results/runs/ (git-ignored); tables and figures to results/shapes/ (committed).
 set -euo pipefail
 export OMP_NUM_THREADS=1 IMGBENCH_OFFLINE=1 HF_HUB_OFFLINE=1 COLUMNS=${COLUMNS:-160}  # tables are not cut when teed
@@ -24,6 +24,17 @@ pairs() {
   local start=$SECONDS
   results/shapes/pairs.sh
   echo "pairs: $((SECONDS - start)) s, $(wc -l < "$OUT/pairs.jsonl") pairs" | tee "$R/timing-pairs.txt"
+  pairs_by_skill
+}
+
+pairs_by_skill() {  # how many pairs and captions each skill gave
+  python -c 'import collections, json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+skill = lambda r: r["prompt_id"].rsplit("-", 1)[0]
+pairs, captions = collections.Counter(map(skill, rows)), {r["prompt_id"]: skill(r) for r in rows}
+print("skill pairs captions")
+for name, n in pairs.most_common():
+    print(name, n, sum(1 for s in captions.values() if s == name))' "$OUT/pairs.jsonl" | tee "$R/pairs-by-skill.txt"
 }
 
 train() {
@@ -56,8 +67,8 @@ test_split() {  # the leaderboard: base vs IMG (the shipped defaults), 240 promp
 A="--method img --task shapes --seeds 0 $B $S"  # ablations: all 240 test prompts, seed 0
 plots() {  # plots PARAM...: one figure set and table per swept parameter
   for P in "$@"; do
-    imgbench plot --task shapes --method img --param "$P" --baseline shapes/base --out "$R/ablation-$P" \
-      | tee "$R/ablation-$P.txt"
+    imgbench plot --task shapes --method img --param "$P" --baseline shapes/base --out "$R/plots-$P" \
+      | tee "$R/plots-$P.txt"
   done
 }
 
@@ -66,7 +77,6 @@ ablate() {  # inference-time ablations of the shipped aligner (paper Table 5a, F
   imgbench sweep $A --param guidance=none,mllm,finetuned-mllm   # mllm = shapes-llava-base, the caption-only model
   imgbench sweep $A --param passes=1,2,3
   imgbench sweep $A --param rounds=1,2
-  plots ip_scale guidance passes rounds
 }
 
 ablate_text() {  # Table 5a's text-embedding row needs its own aligner, trained on the text encoder's states
@@ -84,12 +94,33 @@ ablate_train() {  # training-time ablations (Table 5b λ, 5c loss terms, the ‖
   local paths=""
   for N in lam0 lam0.5 lam2 dpo spin sum; do paths="$paths$OUT/aligner-$N/aligner.safetensors,"; done
   imgbench sweep $A --param aligner=${paths}shapes/aligner.safetensors   # the shipped one (λ 1, dpo+spin, mean)
-  plots aligner
+}
+
+tables() {  # ablation tables: each family against base over the items they share (seed 0), Holm within the family
+  local AL=$OUT/aligner T=shapes/img@aligner
+  fam() {
+    local name=$1; shift
+    imgbench compare --task shapes --baseline shapes/base --against "$1" --shared --no-tags $S \
+      --json "$R/ablation-$name.json" | tee "$R/ablation-$name.txt"
+  }
+  fam ip_scale shapes/img@ip_scale=0.1,shapes/img@ip_scale=0.2,shapes/img@ip_scale=0.4,shapes/img
+  fam guidance shapes/img@guidance=none,shapes/img@guidance=mllm,$T=$AL-text/aligner.safetensors,guidance=text,shapes/img
+  fam passes shapes/img@passes=1,shapes/img@passes=2,shapes/img
+  fam rounds shapes/img@rounds=2,shapes/img
+  fam training $T=$AL-lam0/aligner.safetensors,$T=$AL-lam0.5/aligner.safetensors,shapes/img,$T=$AL-lam2/aligner.safetensors,$T=$AL-dpo/aligner.safetensors,$T=$AL-spin/aligner.safetensors,$T=$AL-sum/aligner.safetensors
+  # is the gain the aligner's, or just redrawing through the image's own tokens? (the "No guidance" row as baseline)
+  imgbench compare --task shapes --baseline shapes/img@guidance=none --against shapes/img --shared --no-tags $S \
+    | tee "$R/ablation-aligned-vs-none.txt"
+  imgbench compare --task shapes --baseline shapes/base --against shapes/img@ip_scale=0.2 --no-tags $S \
+    | tee "$R/compare-paper-ip-scale.txt"   # the paper's IP scale on all four seeds
+  python results/shapes/failure_reasons.py | tee "$R/failure-reasons.md"
+  python results/shapes/ablation_table.py | tee "$R/ablation-table.md"
+  plots ip_scale guidance passes rounds aligner
 }
 
 case "${1:-all}" in
   pairs) pairs ;; train) train ;; val) val ;; test) test_split ;; ablate) ablate ;; ablate_text) ablate_text ;;
-  ablate_train) ablate_train ;;
-  all) pairs; train; val; test_split; ablate; ablate_text; ablate_train ;;
-  *) echo "usage: $0 [pairs|train|val|test|ablate|ablate_text|ablate_train|all]" >&2; exit 2 ;;
+  ablate_train) ablate_train ;; tables) tables ;;
+  all) pairs; train; val; test_split; ablate; ablate_text; ablate_train; tables ;;
+  *) echo "usage: $0 [pairs|train|val|test|ablate|ablate_text|ablate_train|tables|all]" >&2; exit 2 ;;
 esac
