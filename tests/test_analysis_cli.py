@@ -253,3 +253,13 @@ def test_sweep_says_when_two_points_are_one_run(tmp_path: Path, capsys) -> None:
     status, text, _ = run_cli(capsys, "sweep", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--param",
                               "delay=0,0.001", "--seeds", "0", "--output", tmp_path)
     assert status == 0 and "note: delay=0.001 is the same run as delay=0" in text
+
+
+def test_plot_leaves_out_runs_that_vary_another_parameter() -> None:
+    from imgbench.cli.plot import drop_lone_series
+
+    series = {"m/img": [(0.2, "a"), (0.4, "b")], "m/img@passes=1": [(0.8, "c")],
+              "m/img@passes=2": [(0.2, "d"), (0.8, "e")], "m/base": [(None, "f")]}
+    kept, lone = drop_lone_series(series)
+    assert lone == ["m/img@passes=1"]
+    assert set(kept) == {"m/img", "m/img@passes=2", "m/base"}

@@ -26,6 +26,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=main)
 
 
+def drop_lone_series(series: dict[str, list]) -> tuple[dict[str, list], list[str]]:
+    """Drop series that vary another parameter and hold a single point of the swept one.
+
+    Such a run sits at the swept parameter's default: it belongs to the other parameter's plot, and
+    here it would only crowd the legend. The plain method series is always kept.
+    """
+    lone = [name for name, points in series.items() if len(points) < 2 and "@" in name]
+    return {k: v for k, v in series.items() if k not in lone}, lone
+
+
 def main(args: argparse.Namespace) -> int:
     from imgbench import catalog, plots
     from imgbench.cli.common import output_folder
@@ -58,6 +68,10 @@ def main(args: argparse.Namespace) -> int:
                             f"{', '.join(run.manifest['identity']['method'].get('params', {})) or '(none)'}.")
         rest = format_variant({k: v for k, v in run.variant.items() if k != args.param})
         series.setdefault(f"{run.model}/{run.method}" + (f"@{rest}" if rest else ""), []).append((value, label))
+    series, lone = drop_lone_series(series)
+    if lone:
+        output_console().print(f"left out of the {args.param} line plot (one point each, they vary other "
+                               f"parameters): {', '.join(lone)}")
     out = output_folder(args.out, "the plot folder")
     paths = plots.plot_sweep(comparison, series, args.param, out, baseline=labels[0] if baseline else None)
     paths += plots.plot_tags(comparison, labels, out)
