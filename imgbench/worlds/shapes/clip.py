@@ -9,17 +9,14 @@ is seeded by (seed, k), so resuming reproduces an uninterrupted run.
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgbench.errors import UserError
 from imgbench.worlds.shapes import nets
+from imgbench.worlds.shapes.resumable import ResumableTrainer
 from imgbench.worlds.shapes.train_unet import make_batch, to_tensor, train_rows
 
-CHECKPOINT = "checkpoint.pt"
 VISION_CONFIG: dict[str, Any] = {"image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 128,
                                  "intermediate_size": 256, "num_hidden_layers": 3, "num_attention_heads": 4}
 PROJECTION_DIM = 64
@@ -51,7 +48,7 @@ def image_inputs(pixels: Any) -> Any:
     return to_tensor(pixels)
 
 
-class ClipTrainer:
+class ClipTrainer(ResumableTrainer):
     def __init__(self, config: ClipTrainConfig, workdir: str | Path) -> None:
         import torch
 
@@ -64,14 +61,7 @@ class ClipTrainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.step, self.wall_seconds, self.history = 0, 0.0, []
         self.rows = train_rows()
-        if (self.workdir / CHECKPOINT).exists():
-            state = torch.load(self.workdir / CHECKPOINT, map_location="cpu", weights_only=False)
-            if state["config"] != asdict(config):
-                raise UserError(f"{self.workdir / CHECKPOINT} was trained with config {state['config']}; resume "
-                                f"with the same options or use a new --workdir.")
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+        self.resume()
 
     def train_step(self) -> float:
         import torch
@@ -92,34 +82,11 @@ class ClipTrainer:
         self.step += 1
         return float(loss.detach())
 
-    def save(self) -> None:
-        import torch
+    def trainable_state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict()}
 
-        state = {"config": asdict(self.config), "step": self.step, "wall_seconds": self.wall_seconds,
-                 "history": self.history, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-        torch.save(state, self.workdir / (CHECKPOINT + ".tmp"))
-        os.replace(self.workdir / (CHECKPOINT + ".tmp"), self.workdir / CHECKPOINT)
-
-    def run(self, max_steps: int, minutes: float | None = None, checkpoint_minutes: float = 5.0,
-            log_every: int = 50, on_step: Any = None) -> None:
-        start = last_save = time.monotonic()
-        window: list[float] = []
-        while self.step < max_steps:
-            tick = time.monotonic()
-            window.append(self.train_step())
-            self.wall_seconds += time.monotonic() - tick
-            if on_step:
-                on_step(self.step)
-            if self.step % log_every == 0 or self.step == max_steps:
-                self.history.append({"step": self.step, "loss": sum(window) / len(window),
-                                     "wall_seconds": round(self.wall_seconds, 1)})
-                window = []
-            if time.monotonic() - last_save > checkpoint_minutes * 60:
-                self.save()
-                last_save = time.monotonic()
-            if minutes is not None and time.monotonic() - start > minutes * 60:
-                break
-        self.save()
+    def load_trainable_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
 
     def export(self, out: str | Path) -> Path:
         import json

@@ -7,20 +7,16 @@ by (seed, step), so resuming reproduces an uninterrupted run, like the world's o
 from __future__ import annotations
 
 import json
-import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from imgbench.errors import UserError
 from imgbench.worlds.shapes import llava
 from imgbench.worlds.shapes.llava_data import example
+from imgbench.worlds.shapes.resumable import ResumableTrainer
 from imgbench.worlds.shapes.train_unet import train_rows
-
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -37,7 +33,7 @@ class LlavaTrainConfig:
     text: dict[str, Any] = field(default_factory=dict)
 
 
-class LlavaTrainer:
+class LlavaTrainer(ResumableTrainer):
     def __init__(self, config: LlavaTrainConfig, workdir: str | Path) -> None:
         import torch
 
@@ -55,14 +51,7 @@ class LlavaTrainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.step, self.wall_seconds, self.history = 0, 0.0, []
         self.rows = [r for skill in train_rows() for r in skill]
-        if (self.workdir / CHECKPOINT).exists():
-            state = torch.load(self.workdir / CHECKPOINT, map_location="cpu", weights_only=False)
-            if state["config"] != asdict(config):
-                raise UserError(f"{self.workdir / CHECKPOINT} was trained with config {state['config']}; resume "
-                                f"with the same options or use a new --workdir.")
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+        self.resume()
 
     def batch(self, step: int) -> dict[str, Any]:
         import torch
@@ -99,34 +88,11 @@ class LlavaTrainer:
         self.step += 1
         return float(loss.detach())
 
-    def save(self) -> None:
-        import torch
+    def trainable_state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict()}
 
-        state = {"config": asdict(self.config), "step": self.step, "wall_seconds": self.wall_seconds,
-                 "history": self.history, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-        torch.save(state, self.workdir / (CHECKPOINT + ".tmp"))
-        os.replace(self.workdir / (CHECKPOINT + ".tmp"), self.workdir / CHECKPOINT)
-
-    def run(self, max_steps: int, minutes: float | None = None, checkpoint_minutes: float = 5.0,
-            log_every: int = 50, on_step: Any = None) -> None:
-        start = last_save = time.monotonic()
-        window: list[float] = []
-        while self.step < max_steps:
-            tick = time.monotonic()
-            window.append(self.train_step())
-            self.wall_seconds += time.monotonic() - tick
-            if on_step:
-                on_step(self.step)
-            if self.step % log_every == 0 or self.step == max_steps:
-                self.history.append({"step": self.step, "loss": sum(window) / len(window),
-                                     "wall_seconds": round(self.wall_seconds, 1)})
-                window = []
-            if time.monotonic() - last_save > checkpoint_minutes * 60:
-                self.save()
-                last_save = time.monotonic()
-            if minutes is not None and time.monotonic() - start > minutes * 60:
-                break
-        self.save()
+    def load_trainable_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
 
     def export(self, out: str | Path) -> Path:
         out = Path(out)

@@ -8,18 +8,15 @@ by (seed, step) like the other trainers, so resuming reproduces an uninterrupted
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
 from imgbench.worlds.shapes import ip_adapter, nets
+from imgbench.worlds.shapes.resumable import ResumableTrainer
 from imgbench.worlds.shapes.train_unet import make_batch, to_tensor, train_rows
-
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -52,7 +49,7 @@ def load_frozen(config: IPTrainConfig) -> tuple[Any, Any, Any, Any]:
     return nets.load_tokenizer(base / "tokenizer"), text, unet, clip
 
 
-class IPTrainer:
+class IPTrainer(ResumableTrainer):
     def __init__(self, config: IPTrainConfig, workdir: str | Path) -> None:
         import torch
 
@@ -66,16 +63,7 @@ class IPTrainer:
         self.scheduler = nets.build_train_scheduler()
         self.step, self.wall_seconds, self.history = 0, 0.0, []
         self.rows = train_rows()
-        if (self.workdir / CHECKPOINT).exists():
-            state = torch.load(self.workdir / CHECKPOINT, map_location="cpu", weights_only=False)
-            if state["config"] != asdict(config):
-                raise UserError(f"{self.workdir / CHECKPOINT} was trained with config {state['config']}; resume "
-                                f"with the same options or use a new --workdir.")
-            ip_adapter.attach(self.unet, state["adapter"])
-            self.params = [p for p in self.unet.parameters() if p.requires_grad]
-            self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+        self.resume()
 
     def train_step(self) -> float:
         import torch
@@ -103,35 +91,15 @@ class IPTrainer:
         self.step += 1
         return float(loss.detach())
 
-    def save(self) -> None:
+    def trainable_state(self) -> dict[str, Any]:
+        return {"adapter": ip_adapter.state_dict_of(self.unet)}
+
+    def load_trainable_state(self, state: dict[str, Any]) -> None:
         import torch
 
-        state = {"config": asdict(self.config), "step": self.step, "wall_seconds": self.wall_seconds,
-                 "history": self.history, "adapter": ip_adapter.state_dict_of(self.unet),
-                 "optimizer": self.optimizer.state_dict()}
-        torch.save(state, self.workdir / (CHECKPOINT + ".tmp"))
-        os.replace(self.workdir / (CHECKPOINT + ".tmp"), self.workdir / CHECKPOINT)
-
-    def run(self, max_steps: int, minutes: float | None = None, checkpoint_minutes: float = 5.0,
-            log_every: int = 50, on_step: Any = None) -> None:
-        start = last_save = time.monotonic()
-        window: list[float] = []
-        while self.step < max_steps:
-            tick = time.monotonic()
-            window.append(self.train_step())
-            self.wall_seconds += time.monotonic() - tick
-            if on_step:
-                on_step(self.step)
-            if self.step % log_every == 0 or self.step == max_steps:
-                self.history.append({"step": self.step, "loss": sum(window) / len(window),
-                                     "wall_seconds": round(self.wall_seconds, 1)})
-                window = []
-            if time.monotonic() - last_save > checkpoint_minutes * 60:
-                self.save()
-                last_save = time.monotonic()
-            if minutes is not None and time.monotonic() - start > minutes * 60:
-                break
-        self.save()
+        ip_adapter.attach(self.unet, state["adapter"])  # fresh modules: the optimizer must follow them
+        self.params = [p for p in self.unet.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=0.0)
 
     def export(self, out: str | Path) -> Path:
         """Write ip_adapter/ip_adapter.safetensors (official layout, flattened) and image_encoder/ into `out`."""

@@ -14,8 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,10 @@ from imgbench.errors import UserError
 from imgbench.worlds.shapes import nets
 from imgbench.worlds.shapes.grammar import SKILLS, splits
 from imgbench.worlds.shapes.render import draw, layout
+from imgbench.worlds.shapes.resumable import ResumableTrainer
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -77,7 +75,7 @@ def to_tensor(pixels: np.ndarray) -> Any:
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-class UNetTrainer:
+class UNetTrainer(ResumableTrainer):
     """Holds the networks, optimiser and EMA; `run` trains until a step or time budget and checkpoints."""
 
     def __init__(self, config: UNetTrainConfig, workdir: str | Path) -> None:
@@ -99,9 +97,7 @@ class UNetTrainer:
         self.wall_seconds = 0.0
         self.history: list[dict[str, float]] = []
         self.rows = train_rows()
-        if (self.workdir / CHECKPOINT).exists():
-            self._load()
-        elif config.init_from:
+        if not self.resume() and config.init_from:
             self._warm_start(Path(config.init_from))
 
     # -- one step -------------------------------------------------------------------------------------------
@@ -146,34 +142,17 @@ class UNetTrainer:
                 torch._foreach_add_(ema_params, live_params, alpha=1 - decay)
 
     # -- checkpoints ----------------------------------------------------------------------------------------
-    def save(self) -> None:
-        """Atomic: write a temp file, then rename, so a killed process never leaves half a checkpoint."""
-        import torch
+    def trainable_state(self) -> dict[str, Any]:
+        return {"text": self.text.state_dict(), "unet": self.unet.state_dict(),
+                "ema_text": self.ema_text.state_dict(), "ema_unet": self.ema_unet.state_dict()}
 
-        state = {"config": asdict(self.config), "step": self.step, "wall_seconds": self.wall_seconds,
-                 "history": self.history, "text": self.text.state_dict(), "unet": self.unet.state_dict(),
-                 "ema_text": self.ema_text.state_dict(), "ema_unet": self.ema_unet.state_dict(),
-                 "optimizer": self.optimizer.state_dict()}
-        tmp = self.workdir / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.workdir / CHECKPOINT)
+    def load_trainable_state(self, state: dict[str, Any]) -> None:
+        for name in ("text", "unet", "ema_text", "ema_unet"):
+            getattr(self, name).load_state_dict(state[name])
 
-    def _load(self) -> None:
-        import torch
-
-        state = torch.load(self.workdir / CHECKPOINT, map_location="cpu", weights_only=False)
+    def same_config(self, saved: dict[str, Any]) -> bool:
         # Fields added to the config later take their defaults for older checkpoints.
-        saved = {**asdict(UNetTrainConfig()), **state["config"]}
-        if saved != asdict(self.config):
-            raise UserError(f"{self.workdir / CHECKPOINT} was trained with config {state['config']}, not "
-                            f"{asdict(self.config)}; resume with the same options or use a new --workdir.")
-        self.text.load_state_dict(state["text"])
-        self.unet.load_state_dict(state["unet"])
-        self.ema_text.load_state_dict(state["ema_text"])
-        self.ema_unet.load_state_dict(state["ema_unet"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
-        logger.info("resumed %s at step %d (%.0f s of training so far)", self.workdir, self.step, self.wall_seconds)
+        return {**asdict(UNetTrainConfig()), **saved} == asdict(self.config)
 
     def _warm_start(self, folder: Path) -> None:
         import torch
@@ -207,32 +186,3 @@ class UNetTrainer:
                  "recent_loss": self.history[-1]["loss"] if self.history else None}
         (folder / "train_state.json").write_text(json.dumps(facts, indent=2))
         return folder
-
-    # -- loop -----------------------------------------------------------------------------------------------
-    def run(self, max_steps: int, minutes: float | None = None, checkpoint_minutes: float = 5.0,
-            snapshot_every: int = 0, log_every: int = 50, on_step: Any = None) -> None:
-        start = time.monotonic()
-        last_save = start
-        window: list[float] = []
-        while self.step < max_steps:
-            tick = time.monotonic()
-            window.append(self.train_step())
-            self.wall_seconds += time.monotonic() - tick
-            if on_step:
-                on_step(self.step)
-            if self.step % log_every == 0 or self.step == max_steps:
-                self.history.append({"step": self.step, "loss": float(np.mean(window)),
-                                     "wall_seconds": round(self.wall_seconds, 1)})
-                logger.info("step %d loss %.4f (%.2f s/step)", self.step, np.mean(window),
-                            self.wall_seconds / max(1, self.step))
-                window = []
-            if snapshot_every and self.step % snapshot_every == 0:
-                self.save()
-                last_save = time.monotonic()
-                self.snapshot()
-            if time.monotonic() - last_save > checkpoint_minutes * 60:
-                self.save()
-                last_save = time.monotonic()
-            if minutes is not None and time.monotonic() - start > minutes * 60:
-                break
-        self.save()

@@ -1,0 +1,103 @@
+"""The checkpoint-and-resume loop every shapes-world trainer shares.
+
+A session can end at any moment, so training writes an atomic checkpoint every few minutes and at
+the end, and a new process on the same --workdir continues from it. Each step's random draws are
+seeded by (seed, step) inside `train_step`, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from imgbench.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class ResumableTrainer:
+    """Subclasses set config, workdir, optimizer, step, wall_seconds and history, and implement
+    `train_step`, `trainable_state` and `load_trainable_state` (and `snapshot` if they snapshot)."""
+
+    config: Any
+    workdir: Path
+    optimizer: Any
+    step: int
+    wall_seconds: float
+    history: list[dict[str, float]]
+
+    def train_step(self) -> float:
+        raise NotImplementedError
+
+    def trainable_state(self) -> dict[str, Any]:
+        """The tensors to checkpoint besides the optimizer (state dicts by name)."""
+        raise NotImplementedError
+
+    def load_trainable_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> Path:
+        raise NotImplementedError(f"{type(self).__name__} writes no snapshots")
+
+    def same_config(self, saved: dict[str, Any]) -> bool:
+        return saved == asdict(self.config)
+
+    def resume(self) -> bool:
+        """Continue from --workdir's checkpoint if there is one; a different config is a user error."""
+        import torch
+
+        path = self.workdir / CHECKPOINT
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if not self.same_config(state["config"]):
+            raise UserError(f"{path} was trained with config {state['config']}, not {asdict(self.config)}; resume "
+                            f"with the same options or use a new --workdir.")
+        self.load_trainable_state(state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+        logger.info("resumed %s at step %d (%.0f s of training so far)", self.workdir, self.step, self.wall_seconds)
+        return True
+
+    def save(self) -> None:
+        """Atomic: write a temp file, then rename, so a killed process never leaves half a checkpoint."""
+        import torch
+
+        state = {"config": asdict(self.config), "step": self.step, "wall_seconds": self.wall_seconds,
+                 "history": self.history, **self.trainable_state(), "optimizer": self.optimizer.state_dict()}
+        tmp = self.workdir / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.workdir / CHECKPOINT)
+
+    def run(self, max_steps: int, minutes: float | None = None, checkpoint_minutes: float = 5.0,
+            snapshot_every: int = 0, log_every: int = 50, on_step: Any = None) -> None:
+        """Train until `max_steps` (or `minutes` of wall time), checkpointing as it goes and at the end."""
+        start = last_save = time.monotonic()
+        window: list[float] = []
+        while self.step < max_steps:
+            tick = time.monotonic()
+            window.append(self.train_step())
+            self.wall_seconds += time.monotonic() - tick
+            if on_step:
+                on_step(self.step)
+            if self.step % log_every == 0 or self.step == max_steps:
+                loss = sum(window) / len(window)
+                self.history.append({"step": self.step, "loss": loss, "wall_seconds": round(self.wall_seconds, 1)})
+                logger.info("step %d loss %.4f (%.2f s/step)", self.step, loss, self.wall_seconds / max(1, self.step))
+                window = []
+            if snapshot_every and self.step % snapshot_every == 0:
+                self.save()
+                last_save = time.monotonic()
+                self.snapshot()
+            if time.monotonic() - last_save > checkpoint_minutes * 60:
+                self.save()
+                last_save = time.monotonic()
+            if minutes is not None and time.monotonic() - start > minutes * 60:
+                break
+        self.save()
