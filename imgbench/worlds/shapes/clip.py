@@ -75,18 +75,7 @@ class ClipTrainer(ResumableTrainer):
         targets = same / same.sum(1, keepdim=True)
         loss = (torch.nn.functional.cross_entropy(out.logits_per_image, targets)
                 + torch.nn.functional.cross_entropy(out.logits_per_text, targets)) / 2
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        self.step += 1
-        return float(loss.detach())
-
-    def trainable_state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict()}
-
-    def load_trainable_state(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        return self.optimize(loss)
 
     def export(self, out: str | Path) -> Path:
         import json

@@ -76,23 +76,11 @@ class LlavaTrainer(ResumableTrainer):
                 "pixel_values": llava.pixel_values(np.stack(pixels))}
 
     def train_step(self) -> float:
-        import torch
 
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
         loss = self.model(**self.batch(self.step)).loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        self.step += 1
-        return float(loss.detach())
-
-    def trainable_state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict()}
-
-    def load_trainable_state(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        return self.optimize(loss)
 
     def export(self, out: str | Path) -> Path:
         out = Path(out)

@@ -36,11 +36,22 @@ class ResumableTrainer:
         raise NotImplementedError
 
     def trainable_state(self) -> dict[str, Any]:
-        """The tensors to checkpoint besides the optimizer (state dicts by name)."""
-        raise NotImplementedError
+        """The tensors to checkpoint besides the optimizer; by default the one network `self.model`."""
+        return {"model": self.model.state_dict()}
 
     def load_trainable_state(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        self.model.load_state_dict(state["model"])
+
+    def optimize(self, loss: Any, max_norm: float = 1.0) -> float:
+        """One optimiser step on `loss` with gradient clipping over the optimiser's parameters."""
+        import torch
+
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], max_norm)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
 
     def snapshot(self) -> Path:
         raise NotImplementedError(f"{type(self).__name__} writes no snapshots")

@@ -11,6 +11,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from imgbench.errors import UserError
 
@@ -142,59 +143,48 @@ def _train_unet(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_clip(args: argparse.Namespace) -> int:
+def _run_then_export(trainer: Any, label: str, args: argparse.Namespace, export: str | None) -> None:
+    """Train with a progress bar, log where it stopped, and export once the target step is reached."""
     from imgbench.progress import progress_bar
+
+    start = trainer.step
+    with progress_bar(f"shapes {label} (from step {start})", max(0, args.steps - start)) as advance:
+        trainer.run(args.steps, minutes=args.minutes, on_step=lambda _: advance(1))
+    logger.info("stopped at step %d; %.0f s of training in total; loss %s", trainer.step, trainer.wall_seconds,
+                trainer.history[-1] if trainer.history else None)
+    if export and trainer.step >= args.steps:
+        logger.info("exported to %s", trainer.export(export))
+
+
+def _train_clip(args: argparse.Namespace) -> int:
     from imgbench.worlds.shapes.clip import ClipTrainConfig, ClipTrainer
 
     tiny_vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
     config = ClipTrainConfig(seed=args.seed, batch=args.batch, vision=tiny_vision if args.tiny else {},
                              text=TINY_TEXT if args.tiny else {})
-    trainer = ClipTrainer(config, args.workdir)
-    start = trainer.step
-    with progress_bar(f"shapes clip (from step {start})", max(0, args.steps - start)) as advance:
-        trainer.run(args.steps, minutes=args.minutes, on_step=lambda _: advance(1))
-    logger.info("stopped at step %d; %.0f s of training in total; loss %s", trainer.step, trainer.wall_seconds,
-                trainer.history[-1] if trainer.history else None)
-    if args.export and trainer.step >= args.steps:
-        logger.info("exported to %s", trainer.export(args.export))
+    _run_then_export(ClipTrainer(config, args.workdir), "clip", args, args.export)
     return 0
 
 
 def _train_ip(args: argparse.Namespace) -> int:
-    from imgbench.progress import progress_bar
     from imgbench.worlds.shapes.train_ip import IPTrainConfig, IPTrainer
 
     config = IPTrainConfig(base=str(Path(args.base).resolve()), clip=str(Path(args.clip).resolve()), seed=args.seed,
                            batch=args.batch)
-    trainer = IPTrainer(config, args.workdir)
-    start = trainer.step
-    with progress_bar(f"shapes ip-adapter (from step {start})", max(0, args.steps - start)) as advance:
-        trainer.run(args.steps, minutes=args.minutes, on_step=lambda _: advance(1))
-    logger.info("stopped at step %d; %.0f s of training in total; loss %s", trainer.step, trainer.wall_seconds,
-                trainer.history[-1] if trainer.history else None)
-    if args.export and trainer.step >= args.steps:
-        logger.info("exported to %s", trainer.export(args.export))
+    _run_then_export(IPTrainer(config, args.workdir), "ip-adapter", args, args.export)
     return 0
 
 
 def _train_llava(args: argparse.Namespace) -> int:
-    from imgbench.progress import progress_bar
     from imgbench.worlds.shapes.llava_train import LlavaTrainConfig, LlavaTrainer
 
     tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
     config = LlavaTrainConfig(base=args.base, clip="" if args.tiny else str(Path(args.clip).resolve()),
                               seed=args.seed, batch=args.batch, vision=tiny if args.tiny else {},
                               text={**tiny, "num_key_value_heads": 2} if args.tiny else {})
-    trainer = LlavaTrainer(config, args.workdir)
-    start = trainer.step
-    with progress_bar(f"shapes llava{'-base' if args.base else ''} (from step {start})",
-                      max(0, args.steps - start)) as advance:
-        trainer.run(args.steps, minutes=args.minutes, on_step=lambda _: advance(1))
-    logger.info("stopped at step %d; %.0f s of training in total; loss %s", trainer.step, trainer.wall_seconds,
-                trainer.history[-1] if trainer.history else None)
-    if args.export is not None and trainer.step >= args.steps:
-        out = args.export or str(WEIGHTS_DIR / ("llava-base" if args.base else "llava"))
-        logger.info("exported to %s", trainer.export(out))
+    name = "llava-base" if args.base else "llava"
+    export = None if args.export is None else (args.export or str(WEIGHTS_DIR / name))
+    _run_then_export(LlavaTrainer(config, args.workdir), name, args, export)
     return 0
 
 

@@ -84,12 +84,7 @@ class IPTrainer(ResumableTrainer):
         pred = self.unet(noisy, t, encoder_hidden_states=states, class_labels=pooled,
                          added_cond_kwargs={"image_embeds": [embeds[:, None]]}).sample
         loss = torch.nn.functional.mse_loss(pred, self.scheduler.get_velocity(x0, noise, t))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
-        self.optimizer.step()
-        self.step += 1
-        return float(loss.detach())
+        return self.optimize(loss)
 
     def trainable_state(self) -> dict[str, Any]:
         return {"adapter": ip_adapter.state_dict_of(self.unet)}
