@@ -67,3 +67,36 @@ def test_ip_training_resumes_exactly_and_exports_a_usable_model(parts, tmp_path)
     one = np.asarray(model.generate(requests[1:2], image_tokens=tokens[1:2], ip_scale=1.0)[0])
     assert np.array_equal(one, scaled[1])
     assert model.identity()["weights_sha256"] != without.identity()["weights_sha256"]
+
+
+def test_image_dropout_zeroes_a_seeded_share_of_embeddings():
+    import torch
+
+    from imgbench.worlds.shapes.train_ip import drop_image_embeds
+
+    embeds = torch.ones(400, 8)
+    assert torch.equal(drop_image_embeds(embeds, 0.0, torch.Generator().manual_seed(0)), embeds)
+    assert not drop_image_embeds(embeds, 1.0, torch.Generator().manual_seed(0)).any()
+    first = drop_image_embeds(embeds, 0.05, torch.Generator().manual_seed(3))
+    again = drop_image_embeds(embeds, 0.05, torch.Generator().manual_seed(3))
+    dropped = int((first.sum(1) == 0).sum())
+    assert torch.equal(first, again) and 5 <= dropped <= 40
+
+
+def test_checkpoints_from_before_a_config_field_existed_still_resume():
+    from dataclasses import dataclass, field
+
+    from imgbench.worlds.shapes.resumable import ResumableTrainer
+
+    @dataclass
+    class Config:
+        seed: int = 0
+        image_dropout: float = 0.05
+        extra: dict = field(default_factory=dict)
+
+    trainer = ResumableTrainer()
+    trainer.config = Config()
+    assert trainer.same_config({"seed": 0})  # older checkpoint: new fields at their defaults
+    assert not trainer.same_config({"seed": 1})
+    trainer.config = Config(image_dropout=0.5)
+    assert not trainer.same_config({"seed": 0})  # a new field away from its default is a different config

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,15 @@ class ResumableTrainer:
         raise NotImplementedError(f"{type(self).__name__} writes no snapshots")
 
     def same_config(self, saved: dict[str, Any]) -> bool:
-        return saved == asdict(self.config)
+        """A checkpoint's config matches if it equals ours; fields added since take their defaults."""
+        added = {}
+        for item in fields(self.config):
+            if item.name not in saved:
+                if item.default is not MISSING:
+                    added[item.name] = item.default
+                elif item.default_factory is not MISSING:
+                    added[item.name] = item.default_factory()
+        return {**added, **saved} == asdict(self.config)
 
     def resume(self) -> bool:
         """Continue from --workdir's checkpoint if there is one; a different config is a user error."""

@@ -150,10 +150,6 @@ class UNetTrainer(ResumableTrainer):
         for name in ("text", "unet", "ema_text", "ema_unet"):
             getattr(self, name).load_state_dict(state[name])
 
-    def same_config(self, saved: dict[str, Any]) -> bool:
-        # Fields added to the config later take their defaults for older checkpoints.
-        return {**asdict(UNetTrainConfig()), **saved} == asdict(self.config)
-
     def _warm_start(self, folder: Path) -> None:
         import torch
         from diffusers import UNet2DConditionModel
