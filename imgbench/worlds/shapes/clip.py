@@ -66,8 +66,7 @@ class ClipTrainer(ResumableTrainer):
     def train_step(self) -> float:
         import torch
 
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
+        self.warm_up_lr()
         captions, pixels = make_batch(self.rows, self.config.seed, self.step, self.config.batch, dropout=0.0)
         out = self.model(input_ids=nets.tokenize(self.tokenizer, captions), pixel_values=image_inputs(pixels))
         # Several images in a batch can share a caption's meaning; only exact duplicates count as positives.

@@ -77,8 +77,7 @@ class LlavaTrainer(ResumableTrainer):
 
     def train_step(self) -> float:
 
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
+        self.warm_up_lr()
         loss = self.model(**self.batch(self.step)).loss
         return self.optimize(loss)
 

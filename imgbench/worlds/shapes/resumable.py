@@ -42,6 +42,12 @@ class ResumableTrainer:
     def load_trainable_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
 
+    def warm_up_lr(self) -> None:
+        """Linear learning-rate warm-up over `config.warmup` steps, then `config.lr`."""
+        lr = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def optimize(self, loss: Any, max_norm: float = 1.0) -> float:
         """One optimiser step on `loss` with gradient clipping over the optimiser's parameters."""
         import torch

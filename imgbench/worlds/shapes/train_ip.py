@@ -79,8 +79,7 @@ class IPTrainer(ResumableTrainer):
     def train_step(self) -> float:
         import torch
 
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
+        self.warm_up_lr()
         captions, pixels = make_batch(self.rows, self.config.seed, self.step, self.config.batch,
                                       self.config.caption_dropout)
         images = to_tensor(pixels)

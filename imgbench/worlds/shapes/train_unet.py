@@ -118,9 +118,7 @@ class UNetTrainer(ResumableTrainer):
     def train_step(self) -> float:
         import torch
 
-        lr = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.warm_up_lr()
         loss = self.loss_at(self.step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
