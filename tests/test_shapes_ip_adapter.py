@@ -100,3 +100,38 @@ def test_checkpoints_from_before_a_config_field_existed_still_resume():
     assert not trainer.same_config({"seed": 1})
     trainer.config = Config(image_dropout=0.5)
     assert not trainer.same_config({"seed": 0})  # a new field away from its default is a different config
+
+
+class _EchoModel:
+    """A perfect adapter: tokens are the image itself, and generation with tokens redraws it."""
+
+    def encode_image(self, images):
+        return list(images)
+
+    def generate(self, requests, image_tokens=None, ip_scale=0.0):
+        from PIL import Image
+
+        if image_tokens is None:
+            return [Image.new("RGB", (32, 32)) for _ in requests]
+        return list(image_tokens)
+
+
+def test_reproduction_counts_scenes_that_come_back():
+    from imgbench.worlds.shapes.ip_eval import reproduction, scene
+    from imgbench.worlds.shapes.render import render
+
+    spec = next(p for p in split_prompts("val") if p.tags == ("color-attr",)).metadata["spec"]
+    assert set(scene(render(spec, 0))) == {(o["color"], o["shape"]) for o in spec["objects"]}
+    result = reproduction(_EchoModel(), "renders", limit=10)
+    assert (result["n"], result["with_tokens"], result["without_tokens"]) == (10, 1.0, 0.0)
+
+
+def test_eval_ip_command_runs_on_an_exported_adapter(parts, tmp_path, caplog):
+    root, base, clip = parts
+    folder = tmp_path / "model"
+    shutil.copytree(base, folder)
+    IPTrainer(IPTrainConfig(base=str(base), clip=str(clip), batch=4, warmup=1), tmp_path / "w").export(folder)
+    caplog.set_level("INFO", logger="imgbench")
+    assert cli_main(["train", "shapes", "eval-ip", "--weights", str(folder), "--limit", "3"]) == 0
+    assert caplog.text.count("IP reproduction") == 2
+    assert cli_main(["train", "shapes", "eval-ip", "--weights", str(folder), "--source", "photos"]) == 2

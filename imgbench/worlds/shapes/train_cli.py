@@ -33,6 +33,8 @@ EPILOG = """examples:
   imgbench train shapes eval-llava
   # on a new machine: continue from the weights committed to the repo (fresh optimiser state)
   nice -n 10 imgbench train shapes unet --workdir /tmp/unet --init-from imgbench/worlds/shapes/weights --steps 20000
+  # IP-Adapter: how often a scene comes back from its own image tokens (empty caption, new seed)
+  imgbench train shapes eval-ip --source renders,generated
   # score every snapshot on the val split (exact checker) at a few guidance scales
   imgbench train shapes eval --workdir /work/shapes-train/unet --guidance 1,1.5,2
   # copy the chosen snapshot into the package (weights/ + manifest.json)
@@ -96,6 +98,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     el = sub.add_parser("eval-llava", help="instruction accuracy on misaligned generated test images")
     el.add_argument("--threads", type=int, default=1)
 
+    ei = sub.add_parser("eval-ip", help="IP-Adapter: regenerate scenes from their own tokens, empty caption")
+    ei.add_argument("--weights", default=str(WEIGHTS_DIR), help="exported shapes weights with an ip_adapter/")
+    ei.add_argument("--source", default="renders,generated", help="renders and/or generated (comma-separated)")
+    ei.add_argument("--split", default="val", choices=["val", "test", "train"])
+    ei.add_argument("--ip-scale", type=float, default=1.0)
+    ei.add_argument("--limit", type=int, default=10_000, help="at most this many source images per kind")
+    ei.add_argument("--threads", type=int, default=1)
+
     ev = sub.add_parser("eval", help="exact-checker accuracy of snapshots on the val split")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--guidance", default="1.0", help="comma-separated CFG scales")
@@ -122,7 +132,7 @@ def main(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
     handlers = {"unet": _train_unet, "clip": _train_clip, "ip-adapter": _train_ip, "llava": _train_llava,
-                "eval-llava": _eval_llava, "eval": _eval, "export": _export}
+                "eval-llava": _eval_llava, "eval-ip": _eval_ip, "eval": _eval, "export": _export}
     return handlers[args.component](args)
 
 
@@ -199,6 +209,19 @@ def _eval_llava(args: argparse.Namespace) -> int:
         raise UserError("no shapes LLaVA weights are shipped yet: `imgbench train shapes llava --workdir W --export`.")
     result = evaluate(ShapesModel(), mllms)
     logger.info("instruction accuracy: %s", json.dumps(result))
+    return 0
+
+
+def _eval_ip(args: argparse.Namespace) -> int:
+    from imgbench.worlds.shapes.ip_eval import reproduction
+    from imgbench.worlds.shapes.model import ShapesModel
+
+    model = ShapesModel(model_path=args.weights)
+    for kind in args.source.split(","):
+        if kind not in ("renders", "generated"):
+            raise UserError(f"--source takes renders and/or generated, not {kind!r}.")
+        result = reproduction(model, kind, args.split, limit=args.limit, ip_scale=args.ip_scale)
+        logger.info("IP reproduction: %s", json.dumps(result))
     return 0
 
 
