@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from imgbench.worlds.shapes import llava
+from imgbench.worlds.shapes import llava, llava_generated
 from imgbench.worlds.shapes.llava_data import example
 from imgbench.worlds.shapes.resumable import ResumableTrainer
 from imgbench.worlds.shapes.train_unet import train_rows
@@ -31,6 +31,10 @@ class LlavaTrainConfig:
     warmup: int = 100
     vision: dict[str, Any] = field(default_factory=dict)
     text: dict[str, Any] = field(default_factory=dict)
+    generated: str = ""
+    """An .npz of the shapes model's drawings with their fixing instructions (`llava_generated.build`)."""
+    generated_share: float = 0.5
+    """Share of each batch drawn from `generated` (the rest: renders with one injected error)."""
 
 
 class LlavaTrainer(ResumableTrainer):
@@ -51,6 +55,7 @@ class LlavaTrainer(ResumableTrainer):
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.step, self.wall_seconds, self.history = 0, 0.0, []
         self.rows = [r for skill in train_rows() for r in skill]
+        self.generated = llava_generated.load(config.generated) if config.generated and not config.base else None
         self.resume()
 
     def batch(self, step: int) -> dict[str, Any]:
@@ -59,8 +64,12 @@ class LlavaTrainer(ResumableTrainer):
         rng = np.random.default_rng([self.config.seed, step])
         pixels, sequences, labels = [], [], []
         for _ in range(self.config.batch):
-            caption, spec = self.rows[int(rng.integers(len(self.rows)))]
-            image, question, answer = example(caption, spec, rng, base=self.config.base)
+            if self.generated is not None and rng.random() < self.config.generated_share:
+                index = int(rng.integers(len(self.generated[1])))
+                image, question, answer = (part[index] for part in self.generated)
+            else:
+                caption, spec = self.rows[int(rng.integers(len(self.rows)))]
+                image, question, answer = example(caption, spec, rng, base=self.config.base)
             prefix = llava.prefix_ids(self.tokenizer, question)
             target = self.tokenizer(answer, add_special_tokens=False).input_ids + [llava.EOS_ID]
             pixels.append(image)
@@ -88,6 +97,8 @@ class LlavaTrainer(ResumableTrainer):
         manifest = {"component": "llava-base" if self.config.base else "llava", "step": self.step,
                     "train_wall_seconds": round(self.wall_seconds, 1), "config": asdict(self.config),
                     "recent_train_loss": self.history[-1] if self.history else None,
-                    "data": "train captions; renders with one error, target = the fixing instruction"}
+                    "data": ("train captions; renders with one error, target = the fixing instruction"
+                             + (f"; {self.config.generated_share:.0%} of examples from {self.config.generated}"
+                                if self.generated is not None else ""))}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return out

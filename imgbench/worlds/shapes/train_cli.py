@@ -26,8 +26,11 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes clip --workdir /work/shapes-train/clip --steps 1500 --export
   # the IP-Adapter on the shipped UNet and CLIP, exported next to them when done
   nice -n 10 imgbench train shapes ip-adapter --workdir /work/shapes-train/ip --steps 3000 --export
-  # the MLLM (edit instructions) and its caption-only ablation
-  nice -n 10 imgbench train shapes llava --workdir /work/shapes-train/llava --steps 1500 --export
+  # the MLLM (edit instructions): the shipped model draws the train captions, the checker names each fix,
+  # then training mixes those drawings with renders; and its caption-only ablation
+  imgbench train shapes llava-data --seeds 0,1 --out /work/shapes-train/llava-data.npz
+  nice -n 10 imgbench train shapes llava --workdir /work/shapes-train/llava --steps 1500 \\
+    --generated /work/shapes-train/llava-data.npz --export
   nice -n 10 imgbench train shapes llava --base --workdir /work/shapes-train/llava-base --steps 1500 --export
   # instruction accuracy of the shipped MLLMs vs the majority instruction
   imgbench train shapes eval-llava
@@ -92,8 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lv.add_argument("--batch", type=int, default=64)
     lv.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     lv.add_argument("--tiny", action="store_true", help="a tiny network with a random vision tower (smoke tests)")
+    lv.add_argument("--generated", default="", metavar="NPZ",
+                    help="the shapes model's drawings with their fixes (from `llava-data`), half of each batch")
     lv.add_argument("--export", nargs="?", const="", default=None, metavar="DIR",
                     help="when done, write the weights here (default: the package's weights/llava[-base])")
+
+    ld = sub.add_parser("llava-data", help="draw the train captions, label each with its fix (for --generated)")
+    ld.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw (default: shipped)")
+    ld.add_argument("--seeds", default="0,1", help="comma-separated seeds per caption")
+    ld.add_argument("--out", required=True, help="the .npz to write (outside git)")
+    ld.add_argument("--threads", type=int, default=1)
 
     el = sub.add_parser("eval-llava", help="instruction accuracy on misaligned generated test images")
     el.add_argument("--threads", type=int, default=1)
@@ -132,7 +143,8 @@ def main(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
     handlers = {"unet": _train_unet, "clip": _train_clip, "ip-adapter": _train_ip, "llava": _train_llava,
-                "eval-llava": _eval_llava, "eval-ip": _eval_ip, "eval": _eval, "export": _export}
+                "llava-data": _llava_data, "eval-llava": _eval_llava, "eval-ip": _eval_ip, "eval": _eval,
+                "export": _export}
     return handlers[args.component](args)
 
 
@@ -191,10 +203,25 @@ def _train_llava(args: argparse.Namespace) -> int:
     tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
     config = LlavaTrainConfig(base=args.base, clip="" if args.tiny else str(Path(args.clip).resolve()),
                               seed=args.seed, batch=args.batch, vision=tiny if args.tiny else {},
-                              text={**tiny, "num_key_value_heads": 2} if args.tiny else {})
+                              text={**tiny, "num_key_value_heads": 2} if args.tiny else {},
+                              generated=str(Path(args.generated).resolve()) if args.generated else "")
+    if args.base and args.generated:
+        raise UserError("shapes-llava-base only captions renders; --generated is for the instruction model.")
+    if args.generated and not Path(args.generated).is_file():
+        raise UserError(f"{args.generated} does not exist; make it with `imgbench train shapes llava-data --out "
+                        f"{args.generated}`.")
     name = "llava-base" if args.base else "llava"
     export = None if args.export is None else (args.export or str(WEIGHTS_DIR / name))
     _run_then_export(LlavaTrainer(config, args.workdir), name, args, export)
+    return 0
+
+
+def _llava_data(args: argparse.Namespace) -> int:
+    from imgbench.worlds.shapes.llava_generated import build
+    from imgbench.worlds.shapes.model import ShapesModel
+
+    stats = build(ShapesModel(model_path=args.weights), [int(s) for s in args.seeds.split(",")], args.out)
+    logger.info("llava data: %s", json.dumps({k: v for k, v in stats.items() if k != "model"}))
     return 0
 
 
