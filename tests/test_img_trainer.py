@@ -172,6 +172,17 @@ def test_cli_resume_after_interruption_equals_uninterrupted(cli_inputs, monkeypa
     assert log[-1]["step"] == 12 and {"loss", "base", "pref", "ref_updates"} <= log[-1].keys()
 
 
+def test_cli_rerun_of_a_finished_run_rewrites_nothing(cli_inputs, capsys) -> None:
+    root, llava, templates = cli_inputs
+    assert cli(train_args(root, llava, templates, "finished")) == 0
+    before = (root / "finished" / "aligner.json").read_bytes()
+    capsys.readouterr()
+    assert cli(train_args(root, llava, templates, "finished")) == 0
+    assert (root / "finished" / "aligner.json").read_bytes() == before
+    assert "nan" not in capsys.readouterr().out
+    assert json.loads(before)["step"] == 12 and "base" in json.loads(before)["final"]
+
+
 @pytest.mark.parametrize("guidance", ["finetuned-mllm", "mllm"])
 def test_cli_periodic_evaluation_logs_the_img_run_and_its_mean(cli_inputs, tmp_path, guidance) -> None:
     root, llava, templates = cli_inputs

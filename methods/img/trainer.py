@@ -156,6 +156,9 @@ class Trainer:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.out.mkdir(parents=True, exist_ok=True)
+        written = self.out / "aligner.json"
+        if self.step >= self.config.steps and written.exists():  # a finished run: report it, rewrite nothing
+            return {"step": self.step, **json.loads(written.read_text())["final"]}
         log_path = self.out / "log.jsonl"
         config = self.config
         last: dict[str, Any] = {}
