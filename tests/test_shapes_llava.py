@@ -90,3 +90,19 @@ def test_instruction_accuracy_study_runs_and_scores_the_majority_baseline(tmp_pa
     spec = {"objects": [{"shape": "circle", "color": "red", "count": 1}], "relation": None}
     case = {"scene": [], "prompt": type("P", (), {"metadata": {"spec": spec}})(), "position_ok": True}
     assert instruction_accuracy(["add a red circle", "remove the circle"], [case, case]) == 0.5
+
+
+def test_eval_llava_command_reads_the_weights_it_is_given(tmp_path, caplog):
+    from shapes_helpers import tiny_snapshot
+
+    out = tmp_path / "llava"
+    assert cli_main(["train", "shapes", "llava", "--workdir", str(tmp_path / "w"), "--tiny", "--steps", "1",
+                     "--batch", "4", "--export", str(out)]) == 0
+    snapshot = str(tiny_snapshot(tmp_path / "unet"))
+    caplog.set_level("INFO", logger="imgbench")
+    missing = str(tmp_path / "none")
+    assert cli_main(["train", "shapes", "eval-llava", "--weights", snapshot, "--llava", str(out),
+                     "--llava-base", missing]) == 0
+    assert '"shapes-llava":' in caplog.text and '"shapes-llava-base"' not in caplog.text
+    assert cli_main(["train", "shapes", "eval-llava", "--weights", snapshot, "--llava", missing,
+                     "--llava-base", missing]) == 2

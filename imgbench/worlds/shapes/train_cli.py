@@ -107,6 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ld.add_argument("--threads", type=int, default=1)
 
     el = sub.add_parser("eval-llava", help="instruction accuracy on misaligned generated test images")
+    el.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw the test images")
+    el.add_argument("--llava", default=str(WEIGHTS_DIR / "llava"), help="shapes-llava weights folder")
+    el.add_argument("--llava-base", default=str(WEIGHTS_DIR / "llava-base"), help="shapes-llava-base weights folder")
     el.add_argument("--threads", type=int, default=1)
 
     ei = sub.add_parser("eval-ip", help="IP-Adapter: regenerate scenes from their own tokens, empty caption")
@@ -230,11 +233,13 @@ def _eval_llava(args: argparse.Namespace) -> int:
     from imgbench.worlds.shapes.llava_eval import evaluate
     from imgbench.worlds.shapes.model import ShapesModel
 
-    mllms = {v: ShapesLlava(variant=v.removeprefix("shapes-")) for v in ("shapes-llava", "shapes-llava-base")
-             if (WEIGHTS_DIR / v.removeprefix("shapes-") / "model.safetensors").exists()}
+    folders = {"shapes-llava": Path(args.llava), "shapes-llava-base": Path(args.llava_base)}
+    mllms = {name: ShapesLlava(model_path=str(folder)) for name, folder in folders.items()
+             if (folder / "model.safetensors").exists()}
     if not mllms:
-        raise UserError("no shapes LLaVA weights are shipped yet: `imgbench train shapes llava --workdir W --export`.")
-    result = evaluate(ShapesModel(), mllms)
+        raise UserError(f"no shapes LLaVA weights in {args.llava} or {args.llava_base}: "
+                        f"`imgbench train shapes llava --workdir W --export`.")
+    result = evaluate(ShapesModel(model_path=args.weights), mllms)
     logger.info("instruction accuracy: %s", json.dumps(result))
     return 0
 
