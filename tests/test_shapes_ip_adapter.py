@@ -30,6 +30,9 @@ def test_official_layout_round_trips_through_diffusers_loader():
 
     unet = nets.build_unet(32, {"block_out_channels": [16, 16, 32]})
     state = ip_adapter.fresh_state_dict(unet, 24)
+    first_cross = unet.get_submodule(next(n for n in unet.attn_processors if n.endswith("attn2.processor"))[:-10])
+    assert torch.equal(state["ip_adapter"]["1.to_k_ip.weight"], first_cross.to_k.weight)  # IP-Adapter's init
+    assert torch.equal(state["ip_adapter"]["1.to_v_ip.weight"], first_cross.to_v.weight)
     ip_adapter.attach(unet, state)
     back = ip_adapter.state_dict_of(unet)
     assert all(torch.equal(state[g][k], back[g][k]) for g in state for k in state[g])

@@ -17,7 +17,9 @@ NUM_TOKENS = 4
 
 
 def fresh_state_dict(unet: Any, image_embed_dim: int, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """A randomly initialised adapter in the official layout (what training starts from)."""
+    """A new adapter in the official layout (what training starts from): a random projection, and each
+    to_k_ip / to_v_ip a copy of its layer's text to_k / to_v, as IP-Adapter's training initialises them
+    (Ye et al., 2023): image tokens start out read like caption tokens instead of as noise."""
     import torch
 
     cross = unet.config.cross_attention_dim
@@ -31,22 +33,11 @@ def fresh_state_dict(unet: Any, image_embed_dim: int, seed: int = 0) -> dict[str
     for name in unet.attn_processors:
         if name.endswith("attn1.processor"):
             continue
-        hidden = hidden_size_of(unet, name)
-        for kind in ("to_k_ip", "to_v_ip"):
-            weight = torch.empty(hidden, cross)
-            torch.nn.init.kaiming_uniform_(weight, a=5 ** 0.5, generator=gen)
-            ip_layers[f"{key_id}.{kind}.weight"] = weight
+        attention = unet.get_submodule(name.removesuffix(".processor"))
+        ip_layers[f"{key_id}.to_k_ip.weight"] = attention.to_k.weight.detach().clone()
+        ip_layers[f"{key_id}.to_v_ip.weight"] = attention.to_v.weight.detach().clone()
         key_id += 2
     return {"image_proj": image_proj, "ip_adapter": ip_layers}
-
-
-def hidden_size_of(unet: Any, processor_name: str) -> int:
-    """The attention width at a processor, by diffusers' naming (mid_block / up_blocks.i / down_blocks.i)."""
-    channels = list(unet.config.block_out_channels)
-    if processor_name.startswith("mid_block"):
-        return channels[-1]
-    block = int(processor_name.split(".")[1])
-    return list(reversed(channels))[block] if processor_name.startswith("up_blocks") else channels[block]
 
 
 def attach(unet: Any, state_dict: dict[str, dict[str, Any]]) -> None:

@@ -117,6 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ei.add_argument("--source", default="renders,generated", help="renders and/or generated (comma-separated)")
     ei.add_argument("--split", default="val", choices=["val", "test", "train"])
     ei.add_argument("--ip-scale", type=float, default=1.0)
+    ei.add_argument("--guidance", type=float, default=None,
+                    help="CFG scale; with an empty caption it guides by the image tokens (default: the weights')")
     ei.add_argument("--limit", type=int, default=10_000, help="at most this many source images per kind")
     ei.add_argument("--threads", type=int, default=1)
 
@@ -248,7 +250,7 @@ def _eval_ip(args: argparse.Namespace) -> int:
     from imgbench.worlds.shapes.ip_eval import reproduction
     from imgbench.worlds.shapes.model import ShapesModel
 
-    model = ShapesModel(model_path=args.weights)
+    model = ShapesModel(model_path=args.weights, guidance=args.guidance)
     for kind in args.source.split(","):
         if kind not in ("renders", "generated"):
             raise UserError(f"--source takes renders and/or generated, not {kind!r}.")
