@@ -138,3 +138,16 @@ def test_eval_ip_command_runs_on_an_exported_adapter(parts, tmp_path, caplog):
     assert cli_main(["train", "shapes", "eval-ip", "--weights", str(folder), "--limit", "3"]) == 0
     assert caplog.text.count("IP reproduction") == 2
     assert cli_main(["train", "shapes", "eval-ip", "--weights", str(folder), "--source", "photos"]) == 2
+
+
+def test_ip_adapter_command_records_its_caption_dropout(parts, tmp_path):
+    import json
+
+    root, base, clip = parts
+    folder = tmp_path / "model"
+    shutil.copytree(base, folder)
+    assert cli_main(["train", "shapes", "ip-adapter", "--workdir", str(tmp_path / "w"), "--base", str(base),
+                     "--clip", str(clip), "--steps", "1", "--batch", "2", "--caption-dropout", "1",
+                     "--export", str(folder)]) == 0
+    manifest = json.loads((folder / "ip_adapter" / "manifest.json").read_text())
+    assert manifest["config"]["caption_dropout"] == 1.0 and manifest["step"] == 1

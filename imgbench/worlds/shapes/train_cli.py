@@ -81,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ip.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
     ip.add_argument("--seed", type=int, default=0)
     ip.add_argument("--batch", type=int, default=64)
+    ip.add_argument("--caption-dropout", type=float, default=0.5,
+                    help="share of rows trained with an empty caption, so the image tokens alone carry the scene")
     ip.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR), default=None, metavar="DIR",
                     help="when done, write ip_adapter/ and image_encoder/ here (default: the package's weights/)")
@@ -197,7 +199,7 @@ def _train_ip(args: argparse.Namespace) -> int:
     from imgbench.worlds.shapes.train_ip import IPTrainConfig, IPTrainer
 
     config = IPTrainConfig(base=str(Path(args.base).resolve()), clip=str(Path(args.clip).resolve()), seed=args.seed,
-                           batch=args.batch)
+                           batch=args.batch, caption_dropout=args.caption_dropout)
     _run_then_export(IPTrainer(config, args.workdir), "ip-adapter", args, args.export)
     return 0
 
