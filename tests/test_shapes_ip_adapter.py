@@ -86,7 +86,7 @@ def test_image_dropout_zeroes_a_seeded_share_of_embeddings():
     assert torch.equal(first, again) and 5 <= dropped <= 40
 
 
-def test_checkpoints_from_before_a_config_field_existed_still_resume():
+def test_checkpoints_from_before_a_config_field_existed_still_resume(tmp_path):
     from dataclasses import dataclass, field
 
     from imgbench.worlds.shapes.resumable import ResumableTrainer
@@ -97,8 +97,7 @@ def test_checkpoints_from_before_a_config_field_existed_still_resume():
         image_dropout: float = 0.05
         extra: dict = field(default_factory=dict)
 
-    trainer = ResumableTrainer()
-    trainer.config = Config()
+    trainer = ResumableTrainer(Config(), tmp_path)
     assert trainer.same_config({"seed": 0})  # older checkpoint: new fields at their defaults
     assert not trainer.same_config({"seed": 1})
     trainer.config = Config(image_dropout=0.5)

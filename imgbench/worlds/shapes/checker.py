@@ -52,9 +52,7 @@ def _trim_strays(mask: np.ndarray) -> np.ndarray:
     a generated shape often has a stray pixel on an edge, which would move its box corners off it."""
     rows, cols = mask.sum(1), mask.sum(0)
     keep_r = np.nonzero(rows > min(2, rows.max() / 4))[0]
-    keep_c = np.nonzero(cols > min(2, cols.max() / 4))[0]
-    if not len(keep_r) or not len(keep_c):
-        return mask
+    keep_c = np.nonzero(cols > min(2, cols.max() / 4))[0]  # never empty: the widest row/column always stays
     return mask[keep_r[0]:keep_r[-1] + 1, keep_c[0]:keep_c[-1] + 1]
 
 

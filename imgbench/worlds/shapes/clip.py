@@ -52,14 +52,12 @@ class ClipTrainer(ResumableTrainer):
     def __init__(self, config: ClipTrainConfig, workdir: str | Path) -> None:
         import torch
 
-        self.config, self.workdir = config, Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(config, workdir)
         self.tokenizer = nets.build_tokenizer()
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
             self.model = build_clip(len(self.tokenizer), config.vision, config.text)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
-        self.step, self.wall_seconds, self.history = 0, 0.0, []
         self.rows = train_rows()
         self.resume()
 

@@ -37,7 +37,8 @@ def source_images(model: Any, kind: str, split: str, limit: int) -> list[Image.I
 def reproduction(model: Any, kind: str = "renders", split: str = "val", limit: int = 10_000,
                  ip_scale: float = 1.0) -> dict[str, Any]:
     """Share of sources whose scene comes back from their tokens (empty caption, new seed), and without tokens."""
-    sources = [im for im in source_images(model, kind, split, limit) if scene(im)]
+    scenes = [(im, scene(im)) for im in source_images(model, kind, split, limit)]
+    sources, wanted = [im for im, s in scenes if s], [s for _, s in scenes if s]
     empty = Prompt(id="empty", text="")
     requests = [GenerationRequest(empty, REGEN_SEED + i, CANVAS, CANVAS) for i in range(len(sources))]
     with_ip, without = [], []
@@ -46,8 +47,8 @@ def reproduction(model: Any, kind: str = "renders", split: str = "val", limit: i
         tokens = model.encode_image(chunk)
         with_ip += model.generate(reqs, image_tokens=tokens, ip_scale=ip_scale)
         without += model.generate(reqs)
-    hit_ip = [scene(a) == scene(b) for a, b in zip(sources, with_ip, strict=True)]
-    hit_none = [scene(a) == scene(b) for a, b in zip(sources, without, strict=True)]
+    hit_ip = [want == scene(image) for want, image in zip(wanted, with_ip, strict=True)]
+    hit_none = [want == scene(image) for want, image in zip(wanted, without, strict=True)]
     rate_ip, rate_none = sum(hit_ip) / len(sources), sum(hit_none) / len(sources)
     return {"source": kind, "split": split, "n": len(sources), "ip_scale": ip_scale, "with_tokens": rate_ip,
             "without_tokens": rate_none, "ratio": rate_ip / rate_none if rate_none else float("inf")}

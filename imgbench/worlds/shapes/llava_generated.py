@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from imgbench.api.records import GenerationRequest
+from imgbench.errors import UserError
 from imgbench.worlds.shapes.checker import check
 from imgbench.worlds.shapes.edits import NOTHING, Edit, Scene, distance, is_valid_fix
 from imgbench.worlds.shapes.grammar import COLORS, SHAPES
@@ -77,5 +78,7 @@ def build(model: Any, seeds: list[int], out: str | Path, split: str = "train") -
 
 
 def load(path: str | Path) -> tuple[np.ndarray, list[str], list[str]]:
+    if not Path(path).is_file():
+        raise UserError(f"{path} does not exist; make it with `imgbench train shapes llava-data --out {path}`.")
     with np.load(path) as data:
         return data["pixels"], [str(q) for q in data["questions"]], [str(a) for a in data["answers"]]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from imgbench.errors import UserError
 from imgbench.worlds.shapes import llava, llava_generated
 from imgbench.worlds.shapes.llava_data import example
 from imgbench.worlds.shapes.resumable import ResumableTrainer
@@ -41,8 +42,7 @@ class LlavaTrainer(ResumableTrainer):
     def __init__(self, config: LlavaTrainConfig, workdir: str | Path) -> None:
         import torch
 
-        self.config, self.workdir = config, Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(config, workdir)
         self.tokenizer = llava.build_tokenizer()
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
@@ -53,9 +53,10 @@ class LlavaTrainer(ResumableTrainer):
             clip = CLIPModel.from_pretrained(config.clip)
             self.model.model.vision_tower.load_state_dict(clip.vision_model.state_dict())
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
-        self.step, self.wall_seconds, self.history = 0, 0.0, []
         self.rows = [r for skill in train_rows() for r in skill]
-        self.generated = llava_generated.load(config.generated) if config.generated and not config.base else None
+        if config.base and config.generated:
+            raise UserError("shapes-llava-base only captions renders; --generated is for the instruction model.")
+        self.generated = llava_generated.load(config.generated) if config.generated else None
         self.resume()
 
     def batch(self, step: int) -> dict[str, Any]:

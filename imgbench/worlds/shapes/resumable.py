@@ -22,15 +22,17 @@ CHECKPOINT = "checkpoint.pt"
 
 
 class ResumableTrainer:
-    """Subclasses set config, workdir, optimizer, step, wall_seconds and history, and implement
-    `train_step`, `trainable_state` and `load_trainable_state` (and `snapshot` if they snapshot)."""
+    """Subclasses call `super().__init__`, set `optimizer`, then `resume()`, and implement `train_step`,
+    `trainable_state` and `load_trainable_state` (and `snapshot` if they snapshot)."""
 
-    config: Any
-    workdir: Path
     optimizer: Any
-    step: int
-    wall_seconds: float
-    history: list[dict[str, float]]
+
+    def __init__(self, config: Any, workdir: str | Path) -> None:
+        """A fresh run's state: step 0, no wall time, no loss history; `resume` overwrites it."""
+        self.config, self.workdir = config, Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.step, self.wall_seconds = 0, 0.0
+        self.history: list[dict[str, float]] = []
 
     def train_step(self) -> float:
         raise NotImplementedError

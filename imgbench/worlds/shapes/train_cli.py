@@ -48,54 +48,31 @@ EPILOG = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     sub = parser.add_subparsers(dest="component", required=True, metavar="COMPONENT")
-    unet = sub.add_parser("unet", help="text encoder + UNet (the text-to-image model)")
-    unet.add_argument("--workdir", required=True, help="checkpoints and snapshots go here (outside git)")
-    unet.add_argument("--steps", type=int, default=20000, help="stop at this total step count")
-    unet.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
+    unet = _trainer(sub, "unet", "text encoder + UNet (the text-to-image model)", steps=20000, batch=64)
     unet.add_argument("--checkpoint-minutes", type=float, default=5.0, help="resumable checkpoint interval")
     unet.add_argument("--snapshot-every", type=int, default=500, help="save EMA weights every N steps (0: never)")
-    unet.add_argument("--seed", type=int, default=0)
-    unet.add_argument("--batch", type=int, default=64)
     unet.add_argument("--lr", type=float, default=1e-3)
-    unet.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     unet.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
     unet.add_argument("--init-from", default="", metavar="DIR",
                       help="warm-start a new --workdir from exported weights or a snapshot (e.g. the shipped weights)")
 
-    clip = sub.add_parser("clip", help="image encoder + text tower, contrastive (scorer shapes-clip)")
-    clip.add_argument("--workdir", required=True, help="checkpoints go here (outside git)")
-    clip.add_argument("--steps", type=int, default=1500, help="stop at this total step count")
-    clip.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
-    clip.add_argument("--seed", type=int, default=0)
-    clip.add_argument("--batch", type=int, default=128)
-    clip.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    clip = _trainer(sub, "clip", "image encoder + text tower, contrastive (scorer shapes-clip)", steps=1500, batch=128)
     clip.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
     clip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR / "clip"), default=None, metavar="DIR",
                       help="when done, write the weights + manifest here (default: the package's weights/clip)")
 
-    ip = sub.add_parser("ip-adapter", help="IP-Adapter by reconstruction (base UNet and CLIP frozen)")
-    ip.add_argument("--workdir", required=True, help="checkpoints go here (outside git)")
+    ip = _trainer(sub, "ip-adapter", "IP-Adapter by reconstruction (base UNet and CLIP frozen)", steps=3000, batch=64)
     ip.add_argument("--base", default=str(WEIGHTS_DIR), help="frozen text encoder + UNet folder (default: shipped)")
     ip.add_argument("--clip", default=str(WEIGHTS_DIR / "clip"), help="frozen CLIP folder (default: shipped)")
-    ip.add_argument("--steps", type=int, default=3000, help="stop at this total step count")
-    ip.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
-    ip.add_argument("--seed", type=int, default=0)
-    ip.add_argument("--batch", type=int, default=64)
     ip.add_argument("--caption-dropout", type=float, default=0.5,
                     help="share of rows trained with an empty caption, so the image tokens alone carry the scene")
-    ip.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR), default=None, metavar="DIR",
                     help="when done, write ip_adapter/ and image_encoder/ here (default: the package's weights/)")
 
-    lv = sub.add_parser("llava", help="the MLLM: edit instructions from checker diffs (--base: captions only)")
-    lv.add_argument("--workdir", required=True, help="checkpoints go here (outside git)")
+    lv = _trainer(sub, "llava", "the MLLM: edit instructions from checker diffs (--base: captions only)", steps=1500,
+                  batch=64)
     lv.add_argument("--base", action="store_true", help="caption-only training (shapes-llava-base)")
     lv.add_argument("--clip", default=str(WEIGHTS_DIR / "clip"), help="CLIP folder that initialises the vision tower")
-    lv.add_argument("--steps", type=int, default=1500, help="stop at this total step count")
-    lv.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
-    lv.add_argument("--seed", type=int, default=0)
-    lv.add_argument("--batch", type=int, default=64)
-    lv.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     lv.add_argument("--tiny", action="store_true", help="a tiny network with a random vision tower (smoke tests)")
     lv.add_argument("--generated", default="", metavar="NPZ",
                     help="the shapes model's drawings with their fixes (from `llava-data`), half of each batch")
@@ -138,6 +115,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ex.add_argument("--step", type=int, required=True)
     ex.add_argument("--guidance", type=float, required=True, help="the CFG scale chosen on val")
     ex.add_argument("--out", default=str(WEIGHTS_DIR))
+
+
+def _trainer(sub: Any, name: str, summary: str, steps: int, batch: int) -> argparse.ArgumentParser:
+    """A component's subcommand with the options every resumable trainer takes."""
+    parser = sub.add_parser(name, help=summary)
+    parser.add_argument("--workdir", required=True, help="checkpoints (and snapshots) go here (outside git)")
+    parser.add_argument("--steps", type=int, default=steps, help="stop at this total step count")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    return parser
 
 
 TINY_UNET = {"block_out_channels": [16, 16, 32], "norm_num_groups": 8}
@@ -212,11 +201,6 @@ def _train_llava(args: argparse.Namespace) -> int:
                               seed=args.seed, batch=args.batch, vision=tiny if args.tiny else {},
                               text={**tiny, "num_key_value_heads": 2} if args.tiny else {},
                               generated=str(Path(args.generated).resolve()) if args.generated else "")
-    if args.base and args.generated:
-        raise UserError("shapes-llava-base only captions renders; --generated is for the instruction model.")
-    if args.generated and not Path(args.generated).is_file():
-        raise UserError(f"{args.generated} does not exist; make it with `imgbench train shapes llava-data --out "
-                        f"{args.generated}`.")
     name = "llava-base" if args.base else "llava"
     export = None if args.export is None else (args.export or str(WEIGHTS_DIR / name))
     _run_then_export(LlavaTrainer(config, args.workdir), name, args, export)

@@ -64,15 +64,13 @@ class IPTrainer(ResumableTrainer):
     def __init__(self, config: IPTrainConfig, workdir: str | Path) -> None:
         import torch
 
-        self.config, self.workdir = config, Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(config, workdir)
         self.tokenizer, self.text, self.unet, self.clip = load_frozen(config)
         embed_dim = self.clip.config.projection_dim
         ip_adapter.attach(self.unet, ip_adapter.fresh_state_dict(self.unet, embed_dim, config.seed))
         self.params = [p for p in self.unet.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
         self.scheduler = nets.build_train_scheduler()
-        self.step, self.wall_seconds, self.history = 0, 0.0, []
         self.rows = train_rows()
         self.resume()
 

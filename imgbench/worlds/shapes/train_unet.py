@@ -81,9 +81,7 @@ class UNetTrainer(ResumableTrainer):
     def __init__(self, config: UNetTrainConfig, workdir: str | Path) -> None:
         import torch
 
-        self.config = config
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(config, workdir)
         self.tokenizer = nets.build_tokenizer()
         with torch.random.fork_rng():  # seeded initial weights without disturbing the caller's global RNG
             torch.manual_seed(config.seed)
@@ -93,9 +91,6 @@ class UNetTrainer(ResumableTrainer):
         params = list(self.text.parameters()) + list(self.unet.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
         self.ema_text, self.ema_unet = copy.deepcopy(self.text), copy.deepcopy(self.unet)
-        self.step = 0
-        self.wall_seconds = 0.0
-        self.history: list[dict[str, float]] = []
         self.rows = train_rows()
         if not self.resume() and config.init_from:
             self._warm_start(Path(config.init_from))
