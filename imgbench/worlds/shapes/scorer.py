@@ -16,7 +16,7 @@ class ShapesExactScorer(Scorer):
     """Reads the spec from `prompt.metadata["spec"]` (the shapes tasks put it there), never the text."""
 
     name = "shapes-exact"
-    version = 3  # 3: corner cut, tint merging, 3 px margin (tests/fixtures/shapes_labelled); bump on any rule change
+    version = 4  # 4: disc/square by overlap, tint merging, 3 px margin (tests/fixtures/shapes_labelled); bump on edit
     value_range = (0.0, 1.0)
     higher_is_better = True
 
