@@ -124,8 +124,12 @@ def test_reproduction_counts_scenes_that_come_back():
 
     spec = next(p for p in split_prompts("val") if p.tags == ("color-attr",)).metadata["spec"]
     assert set(scene(render(spec, 0))) == {(o["color"], o["shape"]) for o in spec["objects"]}
-    result = reproduction(_EchoModel(), "renders", limit=10)
-    assert (result["n"], result["with_tokens"], result["without_tokens"]) == (10, 1.0, 0.0)
+    result = reproduction(_EchoModel(), "renders")
+    assert (result["n"], result["with_tokens"], result["without_tokens"]) == (len(split_prompts("val")), 1.0, 0.0)
+    named = [p for p in split_prompts("val") if all(o["color"] for o in p.metadata["spec"]["objects"])]
+    assert result["n_colours_named"] == len(named) > 0
+    # the echo model draws nothing from a caption: the ceiling is measured from text, not tokens
+    assert (result["with_tokens_colours_named"], result["from_caption_colours_named"]) == (1.0, 0.0)
 
 
 def test_eval_ip_command_runs_on_an_exported_adapter(parts, tmp_path, caplog):

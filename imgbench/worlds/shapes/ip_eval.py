@@ -25,30 +25,51 @@ def scene(image: Image.Image) -> Counter[tuple[str, str]]:
     return Counter((d.color, d.shape) for d in detect(image))
 
 
-def source_images(model: Any, kind: str, split: str, limit: int) -> list[Image.Image]:
-    """Renders of the split's specs (exact scenes) or the model's own drawings of its captions (what IMG feeds)."""
-    prompts = split_prompts(split)[:limit]
+def source_images(model: Any, kind: str, prompts: list[Prompt]) -> list[Image.Image]:
+    """Renders of the prompts' specs (exact scenes) or the model's own drawings of them (what IMG feeds)."""
     if kind == "renders":
         return [render(p.metadata["spec"], seed) for seed, p in enumerate(prompts)]
-    requests = [GenerationRequest(p, 0, CANVAS, CANVAS) for p in prompts]
-    return [im for start in range(0, len(requests), BATCH) for im in model.generate(requests[start:start + BATCH])]
+    return _generate(model, [GenerationRequest(p, 0, CANVAS, CANVAS) for p in prompts])
+
+
+def _generate(model: Any, requests: list[GenerationRequest], **kwargs: Any) -> list[Image.Image]:
+    return [im for start in range(0, len(requests), BATCH) for im in model.generate(requests[start:start + BATCH],
+                                                                                    **kwargs)]
+
+
+def names_every_colour(prompt: Prompt) -> bool:
+    return all(o.get("color") for o in prompt.metadata["spec"]["objects"])
 
 
 def reproduction(model: Any, kind: str = "renders", split: str = "val", limit: int = 10_000,
                  ip_scale: float = 1.0) -> dict[str, Any]:
-    """Share of sources whose scene comes back from their tokens (empty caption, new seed), and without tokens."""
-    scenes = [(im, scene(im)) for im in source_images(model, kind, split, limit)]
-    sources, wanted = [im for im, s in scenes if s], [s for _, s in scenes if s]
+    """Share of sources whose scene comes back from their tokens (empty caption, new seed), and without tokens.
+
+    The ceiling beside it: on the sources whose caption names every colour (so the caption fixes the
+    scene's multiset), the share that comes back when the model redraws the caption itself with the same
+    new seed. Tokens cannot be expected to carry a scene more reliably than the model draws it from text."""
+    prompts = split_prompts(split)[:limit]
+    sources = source_images(model, kind, prompts)
+    kept = [(p, im, s) for p, im, s in zip(prompts, sources, map(scene, sources), strict=True) if s]
+    wanted = [s for _, _, s in kept]
     empty = Prompt(id="empty", text="")
-    requests = [GenerationRequest(empty, REGEN_SEED + i, CANVAS, CANVAS) for i in range(len(sources))]
+    requests = [GenerationRequest(empty, REGEN_SEED + i, CANVAS, CANVAS) for i in range(len(kept))]
     with_ip, without = [], []
-    for start in range(0, len(sources), BATCH):
-        chunk, reqs = sources[start:start + BATCH], requests[start:start + BATCH]
-        tokens = model.encode_image(chunk)
-        with_ip += model.generate(reqs, image_tokens=tokens, ip_scale=ip_scale)
+    for start in range(0, len(kept), BATCH):
+        chunk, reqs = [im for _, im, _ in kept[start:start + BATCH]], requests[start:start + BATCH]
+        with_ip += model.generate(reqs, image_tokens=model.encode_image(chunk), ip_scale=ip_scale)
         without += model.generate(reqs)
     hit_ip = [want == scene(image) for want, image in zip(wanted, with_ip, strict=True)]
     hit_none = [want == scene(image) for want, image in zip(wanted, without, strict=True)]
-    rate_ip, rate_none = sum(hit_ip) / len(sources), sum(hit_none) / len(sources)
-    return {"source": kind, "split": split, "n": len(sources), "ip_scale": ip_scale, "with_tokens": rate_ip,
-            "without_tokens": rate_none, "ratio": rate_ip / rate_none if rate_none else float("inf")}
+    named = [i for i, (p, _, _) in enumerate(kept) if names_every_colour(p)]
+    redrawn = _generate(model, [GenerationRequest(kept[i][0], REGEN_SEED + i, CANVAS, CANVAS) for i in named])
+    hit_caption = [wanted[i] == scene(image) for i, image in zip(named, redrawn, strict=True)]
+    rate_ip, rate_none = _share(hit_ip), _share(hit_none)
+    return {"source": kind, "split": split, "n": len(kept), "ip_scale": ip_scale, "with_tokens": rate_ip,
+            "without_tokens": rate_none, "ratio": rate_ip / rate_none if rate_none else float("inf"),
+            "n_colours_named": len(named), "with_tokens_colours_named": _share([hit_ip[i] for i in named]),
+            "from_caption_colours_named": _share(hit_caption)}
+
+
+def _share(hits: list[bool]) -> float:
+    return sum(hits) / len(hits) if hits else float("nan")
