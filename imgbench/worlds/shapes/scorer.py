@@ -16,7 +16,7 @@ class ShapesExactScorer(Scorer):
     """Reads the spec from `prompt.metadata["spec"]` (the shapes tasks put it there), never the text."""
 
     name = "shapes-exact"
-    version = 4  # 4: disc/square by overlap, tint merging, 3 px margin (tests/fixtures/shapes_labelled); bump on edit
+    version = 5  # 5: shapes by taper and overlap, tint merging, 3 px margin (tests/fixtures/shapes_labelled)
     value_range = (0.0, 1.0)
     higher_is_better = True
 
