@@ -11,6 +11,7 @@ from imgbench.worlds.shapes.checker import check
 from imgbench.worlds.shapes.llava_generated import build, fixing_instruction, load
 from imgbench.worlds.shapes.llava_train import LlavaTrainConfig, LlavaTrainer
 from imgbench.worlds.shapes.render import draw, layout, render
+from imgbench.worlds.shapes.scorer import ShapesExactScorer
 
 TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
 
@@ -69,6 +70,7 @@ def test_build_labels_every_drawing_and_training_mixes_them_in(tmp_path):
     stats = build(_HalfRightModel(), [0, 1], out, split="val")
     pixels, questions, answers = load(out)
     assert stats["examples"] == len(answers) == pixels.shape[0] == 2 * 96
+    assert stats["checker"] == {"name": "shapes-exact", "version": ShapesExactScorer.version}  # the labels' rule
     assert answers[:96] == [edits.NOTHING] * 96
     assert all(a.startswith("add a ") for a in answers[96:])
     config = LlavaTrainConfig(batch=16, warmup=1, vision=TINY, text={**TINY, "num_key_value_heads": 2},

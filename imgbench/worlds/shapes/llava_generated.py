@@ -23,6 +23,7 @@ from imgbench.worlds.shapes.edits import NOTHING, Edit, Scene, distance, is_vali
 from imgbench.worlds.shapes.grammar import COLORS, SHAPES
 from imgbench.worlds.shapes.llava_data import QUESTION
 from imgbench.worlds.shapes.render import CANVAS
+from imgbench.worlds.shapes.scorer import ShapesExactScorer
 from imgbench.worlds.shapes.tasks import split_prompts
 
 BATCH = 64
@@ -72,7 +73,8 @@ def build(model: Any, seeds: list[int], out: str | Path, split: str = "train") -
     np.savez_compressed(tmp, pixels=np.stack(pixels), questions=np.array(questions), answers=np.array(answers))
     tmp.replace(out)
     stats = {"images": len(requests), "examples": len(answers), "nothing_to_change": answers.count(NOTHING),
-             "seeds": seeds, "split": split, "model": model.identity()}
+             "seeds": seeds, "split": split, "model": model.identity(),
+             "checker": {"name": ShapesExactScorer.name, "version": ShapesExactScorer.version}}
     out.with_suffix(".json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats
 
