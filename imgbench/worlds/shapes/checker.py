@@ -99,14 +99,16 @@ def _merge_tints(regions: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.nd
     shape whose one channel fades (or a red or green one whose other channel rises) splits into
     touching regions that a person sees as one object of the larger region's colour."""
     regions = sorted(regions, key=lambda r: int(r[1].sum()))
+    areas = [int(mask.sum()) for _, mask in regions]
     merged: list[tuple[str, np.ndarray]] = []
     for i, (name, mask) in enumerate(regions):
         grown = ndimage.binary_dilation(mask, structure=np.ones((3, 3), bool))
         hosts = [j for j in range(i + 1, len(regions)) if {name, regions[j][0]} in TINT_PAIRS
-                 and mask.sum() <= TINT_SHARE * regions[j][1].sum() and (grown & regions[j][1]).any()]
+                 and areas[i] <= TINT_SHARE * areas[j] and (grown & regions[j][1]).any()]
         if hosts:
-            host = max(hosts, key=lambda j: int(regions[j][1].sum()))
+            host = max(hosts, key=lambda j: areas[j])
             regions[host] = (regions[host][0], regions[host][1] | mask)
+            areas[host] += areas[i]
         else:
             merged.append((name, mask))
     return merged
