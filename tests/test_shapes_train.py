@@ -92,3 +92,27 @@ def test_warm_start_from_exported_weights_continues_the_step_count(tmp_path):
     assert warm.step == 3
     with pytest.raises(UserError, match="train_state.json"):
         UNetTrainer(tiny_config(init_from=str(tmp_path)), tmp_path / "bad")
+
+
+def test_branch_from_a_checkpoint_continues_that_run_exactly(tmp_path):
+    straight = UNetTrainer(tiny_config(), tmp_path / "straight")
+    straight.run(4)
+    first = UNetTrainer(tiny_config(), tmp_path / "first")
+    first.run(2)
+    branch = UNetTrainer(tiny_config(init_from=str(tmp_path / "first")), tmp_path / "branch")
+    assert branch.step == 2 and _same(_weights(first), _weights(branch))
+    branch.run(4)
+    assert _same(_weights(straight), _weights(branch))
+    with pytest.raises(UserError, match="seed"):
+        UNetTrainer(tiny_config(seed=3, init_from=str(tmp_path / "first")), tmp_path / "other")
+
+
+def test_cosine_anneal_takes_the_rate_to_zero_after_its_start(tmp_path):
+    trainer = UNetTrainer(tiny_config(lr=1e-3, warmup=1, anneal_from=2, anneal_steps=4), tmp_path)
+    rates = []
+    for step in range(8):
+        trainer.step = step
+        trainer.set_lr()
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    assert rates[:3] == [1e-3] * 3 and rates[4] == pytest.approx(5e-4) and rates[6:] == [0.0, 0.0]
+    assert rates[2] > rates[3] > rates[4] > rates[5] > rates[6]

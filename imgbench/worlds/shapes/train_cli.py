@@ -38,6 +38,9 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes unet --workdir /tmp/unet --init-from imgbench/worlds/shapes/weights --steps 20000
   # IP-Adapter: how often a scene comes back from its own image tokens (empty caption, new seed)
   imgbench train shapes eval-ip --source renders,generated
+  # branch a run at its checkpoint (weights + optimiser) and anneal the learning rate to 0 over 1500 steps
+  nice -n 10 imgbench train shapes unet --workdir /work/shapes-train/unet-anneal \
+    --init-from /work/shapes-train/unet --anneal-from 5500 --anneal-steps 1500 --steps 7000 --snapshot-every 250
   # score every snapshot on the val split (exact checker) at a few guidance scales
   imgbench train shapes eval --workdir /work/shapes-train/unet --guidance 1,1.5,2
   # copy the chosen snapshot into the package (weights/ + manifest.json)
@@ -52,9 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     unet.add_argument("--checkpoint-minutes", type=float, default=5.0, help="resumable checkpoint interval")
     unet.add_argument("--snapshot-every", type=int, default=500, help="save EMA weights every N steps (0: never)")
     unet.add_argument("--lr", type=float, default=1e-3)
+    unet.add_argument("--anneal-steps", type=int, default=0,
+                      help="cosine-anneal the learning rate to 0 over this many steps (0: constant)")
+    unet.add_argument("--anneal-from", type=int, default=0, help="the step the anneal starts at")
     unet.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
     unet.add_argument("--init-from", default="", metavar="DIR",
-                      help="warm-start a new --workdir from exported weights or a snapshot (e.g. the shipped weights)")
+                      help="warm-start a new --workdir from another run's --workdir (its checkpoint), or from "
+                           "exported weights or a snapshot (e.g. the shipped weights)")
 
     clip = _trainer(sub, "clip", "image encoder + text tower, contrastive (scorer shapes-clip)", steps=1500, batch=128)
     clip.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
@@ -148,7 +155,8 @@ def _train_unet(args: argparse.Namespace) -> int:
     from imgbench.progress import progress_bar
     from imgbench.worlds.shapes.train_unet import UNetTrainConfig, UNetTrainer
 
-    config = UNetTrainConfig(seed=args.seed, batch=args.batch, lr=args.lr,
+    config = UNetTrainConfig(seed=args.seed, batch=args.batch, lr=args.lr, anneal_from=args.anneal_from,
+                             anneal_steps=args.anneal_steps,
                              unet=TINY_UNET if args.tiny else {}, text=TINY_TEXT if args.tiny else {},
                              init_from=str(Path(args.init_from).resolve()) if args.init_from else "")
     trainer = UNetTrainer(config, args.workdir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from imgbench.errors import UserError
 from imgbench.worlds.shapes import nets
 from imgbench.worlds.shapes.grammar import SKILLS, splits
 from imgbench.worlds.shapes.render import draw, layout
-from imgbench.worlds.shapes.resumable import ResumableTrainer
+from imgbench.worlds.shapes.resumable import CHECKPOINT, ResumableTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,14 @@ class UNetTrainConfig:
     text: dict[str, Any] = field(default_factory=dict)
     """Overrides of nets.TEXT_CONFIG."""
     init_from: str = ""
-    """A snapshot or exported weights folder to warm-start from (live and EMA weights, its step count;
-    fresh optimiser state): how a new machine continues from the weights committed to the repo."""
+    """Where to warm-start from: another run's --workdir (its checkpoint: live and EMA weights in fp32,
+    optimiser state, step count), or a snapshot or exported weights folder (EMA weights for both, its step
+    count, fresh optimiser state): how a new machine continues from the weights committed to the repo."""
+    anneal_from: int = 0
+    anneal_steps: int = 0
+    """Cosine-anneal the learning rate from `lr` to 0 over `anneal_steps` steps starting at step
+    `anneal_from` (0: constant `lr`), the usual last phase of a diffusion run: the constant-rate phase
+    plateaus with noisy weights that a decaying rate settles."""
 
 
 def train_rows() -> list[list[tuple[str, dict[str, Any]]]]:
@@ -113,7 +120,7 @@ class UNetTrainer(ResumableTrainer):
     def train_step(self) -> float:
         import torch
 
-        self.warm_up_lr()
+        self.set_lr()
         loss = self.loss_at(self.step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -123,6 +130,15 @@ class UNetTrainer(ResumableTrainer):
         self._update_ema()
         self.step += 1
         return float(loss.detach())
+
+    def set_lr(self) -> None:
+        """Warm-up (ResumableTrainer), then the cosine anneal if the config asks for one."""
+        self.warm_up_lr()
+        config = self.config
+        if config.anneal_steps and self.step >= config.anneal_from:
+            progress = min(1.0, (self.step - config.anneal_from) / config.anneal_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] *= 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def _update_ema(self) -> None:
         import torch
@@ -145,6 +161,10 @@ class UNetTrainer(ResumableTrainer):
 
     def _warm_start(self, folder: Path) -> None:
         import torch
+
+        if (folder / CHECKPOINT).exists():
+            self._branch_from_checkpoint(folder / CHECKPOINT)
+            return
         from diffusers import UNet2DConditionModel
         from transformers import CLIPTextModel
 
@@ -161,6 +181,21 @@ class UNetTrainer(ResumableTrainer):
         self.step = int(facts["step"])
         self.wall_seconds = float(facts.get("wall_seconds", facts.get("train_wall_seconds", 0.0)))
         logger.info("warm-started from %s at step %d", folder, self.step)
+
+    def _branch_from_checkpoint(self, path: Path) -> None:
+        """Continue another run exactly (fp32 live and EMA weights, optimiser moments) under a new schedule."""
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        architecture = ("seed", "batch", "unet", "text")
+        if any(state["config"].get(key) != getattr(self.config, key) for key in architecture):
+            raise UserError(f"--init-from {path.parent}: that run's {architecture} are "
+                            f"{[state['config'].get(k) for k in architecture]}, not "
+                            f"{[getattr(self.config, k) for k in architecture]}.")
+        self.load_trainable_state(state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+        logger.info("branched from %s at step %d", path, self.step)
 
     def snapshot(self) -> Path:
         """The EMA networks plus tokenizer in library format (fp16 to halve the size), for eval and export."""
