@@ -11,6 +11,7 @@ from shapes_helpers import tiny_snapshot
 from imgbench.api.records import GenerationRequest
 from imgbench.cli import main as cli_main
 from imgbench.worlds.shapes import ip_adapter, nets
+from imgbench.worlds.shapes.grammar import SKILLS
 from imgbench.worlds.shapes.model import ShapesModel
 from imgbench.worlds.shapes.tasks import split_prompts
 from imgbench.worlds.shapes.train_ip import IPTrainConfig, IPTrainer
@@ -130,6 +131,7 @@ def test_reproduction_counts_scenes_that_come_back():
     assert result["n_colours_named"] == len(named) > 0
     # the echo model draws nothing from a caption: the ceiling is measured from text, not tokens
     assert (result["with_tokens_colours_named"], result["from_caption_colours_named"]) == (1.0, 0.0)
+    assert result["with_tokens_by_skill"] == {skill: 1.0 for skill in SKILLS}
 
 
 def test_eval_ip_command_runs_on_an_exported_adapter(parts, tmp_path, caplog):

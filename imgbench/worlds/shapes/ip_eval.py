@@ -65,10 +65,13 @@ def reproduction(model: Any, kind: str = "renders", split: str = "val", limit: i
     redrawn = _generate(model, [GenerationRequest(kept[i][0], REGEN_SEED + i, CANVAS, CANVAS) for i in named])
     hit_caption = [wanted[i] == scene(image) for i, image in zip(named, redrawn, strict=True)]
     rate_ip, rate_none = _share(hit_ip), _share(hit_none)
+    skills = sorted({tag for p, _, _ in kept for tag in p.tags})
+    by_skill = {skill: round(_share([hit for (p, _, _), hit in zip(kept, hit_ip, strict=True) if skill in p.tags]), 4)
+                for skill in skills}
     return {"source": kind, "split": split, "n": len(kept), "ip_scale": ip_scale, "with_tokens": rate_ip,
             "without_tokens": rate_none, "ratio": rate_ip / rate_none if rate_none else float("inf"),
             "n_colours_named": len(named), "with_tokens_colours_named": _share([hit_ip[i] for i in named]),
-            "from_caption_colours_named": _share(hit_caption)}
+            "from_caption_colours_named": _share(hit_caption), "with_tokens_by_skill": by_skill}
 
 
 def _share(hits: list[bool]) -> float:
