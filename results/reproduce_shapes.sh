@@ -44,11 +44,11 @@ train() {
   cp "$OUT/aligner-main/aligner.safetensors" "$OUT/aligner-main/aligner.json" methods/img/shapes/
 }
 
-val() {  # every choice made on shapes-val (seeds 0, 1), never on the test split: ip_scale 0.4 (methods/img/shapes.yaml)
+val() {  # every choice made on shapes-val (seeds 0, 1), never on the test split: ip_scale 0.2 (methods/img/shapes.yaml)
   imgbench run --method base --task shapes-val $B $S
   imgbench sweep --method img --task shapes-val $B $S --param ip_scale=0.2,0.4,0.8
   imgbench compare --task shapes-val --baseline shapes/base \
-    --against shapes/img@ip_scale=0.2,shapes/img,shapes/img@ip_scale=0.8 --scorer shapes-exact --no-tags \
+    --against shapes/img,shapes/img@ip_scale=0.4,shapes/img@ip_scale=0.8 --scorer shapes-exact --no-tags \
     | tee "$R/val-compare.txt"
 }
 
@@ -103,7 +103,7 @@ tables() {  # ablation tables: each family against base over the items they shar
     imgbench compare --task shapes --baseline shapes/base --against "$1" --shared --no-tags $S \
       --json "$R/ablation-$name.json" | tee "$R/ablation-$name.txt"
   }
-  fam ip_scale shapes/img@ip_scale=0.1,shapes/img@ip_scale=0.2,shapes/img,shapes/img@ip_scale=0.8
+  fam ip_scale shapes/img@ip_scale=0.1,shapes/img,shapes/img@ip_scale=0.4,shapes/img@ip_scale=0.8
   fam guidance shapes/img@guidance=none,shapes/img@guidance=mllm,$T=$AL-text/aligner.safetensors,guidance=text,shapes/img
   fam passes shapes/img@passes=1,shapes/img@passes=2,shapes/img
   fam rounds shapes/img@rounds=2,shapes/img
