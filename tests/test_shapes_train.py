@@ -116,3 +116,18 @@ def test_cosine_anneal_takes_the_rate_to_zero_after_its_start(tmp_path):
         rates.append(trainer.optimizer.param_groups[0]["lr"])
     assert rates[:3] == [1e-3] * 3 and rates[4] == pytest.approx(5e-4) and rates[6:] == [0.0, 0.0]
     assert rates[2] > rates[3] > rates[4] > rates[5] > rates[6]
+
+
+def test_cli_branches_a_run_and_anneals_it(tmp_path):
+    import torch
+
+    first, branch = tmp_path / "first", tmp_path / "branch"
+    tiny = ["--tiny", "--batch", "4", "--snapshot-every", "0"]
+    assert cli_main(["train", "shapes", "unet", "--workdir", str(first), "--steps", "2", *tiny]) == 0
+    assert cli_main(["train", "shapes", "unet", "--workdir", str(branch), "--steps", "4", *tiny,
+                     "--init-from", str(first), "--anneal-from", "2", "--anneal-steps", "2"]) == 0
+    state = torch.load(branch / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert state["step"] == 4 and state["config"]["init_from"] == str(first.resolve())
+    assert (state["config"]["anneal_from"], state["config"]["anneal_steps"]) == (2, 2)
+    # the last step (3) ran at warm-up 4/200 of 1e-3, halfway down the cosine
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 4 / 200 * 0.5)
