@@ -86,11 +86,15 @@ class ResumableTrainer:
         if not self.same_config(state["config"]):
             raise UserError(f"{path} was trained with config {state['config']}, not {asdict(self.config)}; resume "
                             f"with the same options or use a new --workdir.")
+        self.restore(state)
+        logger.info("resumed %s at step %d (%.0f s of training so far)", self.workdir, self.step, self.wall_seconds)
+        return True
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take over a checkpoint's weights, optimiser moments, step, wall time and loss history."""
         self.load_trainable_state(state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
-        logger.info("resumed %s at step %d (%.0f s of training so far)", self.workdir, self.step, self.wall_seconds)
-        return True
 
     def save(self) -> None:
         """Atomic: write a temp file, then rename, so a killed process never leaves half a checkpoint."""

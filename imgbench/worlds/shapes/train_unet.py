@@ -192,9 +192,7 @@ class UNetTrainer(ResumableTrainer):
             raise UserError(f"--init-from {path.parent}: that run's {architecture} are "
                             f"{[state['config'].get(k) for k in architecture]}, not "
                             f"{[getattr(self.config, k) for k in architecture]}.")
-        self.load_trainable_state(state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.wall_seconds, self.history = state["step"], state["wall_seconds"], state["history"]
+        self.restore(state)
         logger.info("branched from %s at step %d", path, self.step)
 
     def snapshot(self) -> Path:
