@@ -82,3 +82,29 @@ def test_scorer_reads_spec_from_metadata_and_scales_images():
     assert result.value == 1.0 and result.details["skill"] == "colors" and result.details["reason"] == "ok"
     with pytest.raises(UserError, match="no metadata"):
         scorer.score([big], [Prompt(id="1", text="a green triangle")])
+
+
+@pytest.mark.parametrize("size", [6, 7, 9, 12, 20])
+def test_corner_moment_separates_discs_from_squares_at_any_size(size):
+    from imgbench.worlds.shapes.checker import SQUARE_MOMENT, box_template, corner_moment
+
+    disc, square = (corner_moment(box_template(shape, size, size).astype(float)) for shape in ("circle", "square"))
+    assert disc < SQUARE_MOMENT < square
+    assert abs(square - 1) < 1e-9 and abs(disc - 2 / 3) < 0.13  # pixelised discs: 0.55-0.75
+
+
+def test_coverage_counts_dim_edges_but_never_a_neighbour():
+    from imgbench.worlds.shapes.checker import coverage_of, label_colors
+
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[4:10, 4:10] = (255, 0, 0)
+    pixels[4:10, 10] = (110, 0, 0)  # a dim red edge: darker than the mask's threshold
+    pixels[4:10, 3] = (255, 255, 0)  # a yellow neighbour: full red channel, but another object's colour
+    labels = label_colors(pixels)
+    full = labels == 1
+    assert full.sum() == 36
+    cover = coverage_of(pixels, labels, full, "red")
+    assert cover.shape == (8, 8)  # the mask's box grown by a pixel, clipped to what it reaches
+    assert cover[1:7, 7].max() == pytest.approx(110 / 255)  # column 10
+    assert cover[:, 0].max() == 0  # column 3: the yellow neighbour stays out
+    assert cover[1:7, 1:7].min() == 1

@@ -1,9 +1,9 @@
 """The exact checker against a person's verdicts on generated images (tests/fixtures/shapes_labelled).
 
-Seven sets of 204, each labelled and committed before the checker ran on it; the rule was developed on
-the first five (their agreement is optimistic) and fixed before `heldout5` was drawn, so `heldout5` is
-the acceptance figure; `heldout6` measures the same rule on the shipped (annealed step-7,000) UNet's
-drawings. The README there lists every disagreement's cause.
+Sets of 204, each labelled and committed before the checker ran on it. Rule v5 was developed on the
+first five and measured fresh on `heldout5`; `heldout6` and `heldout7` measured it on the shipped
+(annealed step-7,000) UNet's drawings, and v6 (the soft corner-moment disc test) was then developed on all
+of those, so their figures are optimistic for v6; the fixture README lists every disagreement's cause.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from imgbench.worlds.shapes.checker import check
 FIXTURE = Path(__file__).parent / "fixtures" / "shapes_labelled"
 #: Measured agreement per set (`python -m pytest tests/test_shapes_labelled.py -s` prints it and every
 #: disagreement); the world's target is 0.95 (issue 8).
-FLOORS = {"dev": 0.89, "heldout": 0.97, "heldout2": 0.93, "heldout3": 0.95, "heldout4": 0.96, "heldout5": 0.98,
-          "heldout6": 0.94}
+FLOORS = {"dev": 0.90, "heldout": 0.97, "heldout2": 0.94, "heldout3": 0.98, "heldout4": 0.98, "heldout5": 0.97,
+          "heldout6": 0.96, "heldout7": 0.96}
 
 
 def _rows(name: str) -> list[tuple[dict, dict]]:
