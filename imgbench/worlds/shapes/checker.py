@@ -4,9 +4,9 @@ Detection: each pixel takes the nearest palette colour (black background, red, g
 yellow; "other" if far from all), connected components per colour are the objects (tiny ones are
 noise; a red or green tint touching a yellow object is part of it), and a component's shape follows
 from how it narrows towards the top (an apex-up triangle) and otherwise from its corner moment over its
-soft coverage (a square's x and y spread independently, a disc's do not). The verdict compares the detections with the prompt's spec: exact object
-multiset (nothing missing, nothing extra), colours, shapes, colour binding and the spatial relation,
-with the first failure as the reason.
+soft coverage (a square's x and y spread independently, a disc's do not). The verdict compares the
+detections with the prompt's spec: exact object multiset (nothing missing, nothing extra), colours,
+shapes, colour binding and the spatial relation, with the first failure as the reason.
 """
 
 from __future__ import annotations
