@@ -16,7 +16,7 @@ class ShapesExactScorer(Scorer):
     """Reads the spec from `prompt.metadata["spec"]` (the shapes tasks put it there), never the text."""
 
     name = "shapes-exact"
-    version = 6  # 6: disc vs square by the soft corner moment; taper, tint merging, 3 px margin (tests/fixtures/shapes_labelled)
+    version = 6  # 6: soft corner moment for disc vs square; taper, tints, 3 px margin (tests/fixtures/shapes_labelled)
     value_range = (0.0, 1.0)
     higher_is_better = True
 
