@@ -87,6 +87,24 @@ def test_image_dropout_zeroes_a_seeded_share_of_embeddings():
     assert torch.equal(first, again) and 5 <= dropped <= 40
 
 
+def test_high_noise_bias_moves_a_seeded_share_into_the_upper_half():
+    import torch
+
+    from imgbench.worlds.shapes.train_ip import bias_to_high_noise
+
+    t = torch.arange(1000)
+    gen = torch.Generator().manual_seed(1)
+    state = gen.get_state()
+    assert torch.equal(bias_to_high_noise(t, 0.0, 1000, gen), t)
+    assert torch.equal(gen.get_state(), state)  # no draw: unbiased runs are bit-identical to older ones
+    assert bool((bias_to_high_noise(t, 1.0, 1000, gen) >= 500).all())
+    half = bias_to_high_noise(t, 0.5, 1000, torch.Generator().manual_seed(3))
+    chosen = torch.rand(1000, generator=torch.Generator().manual_seed(3)) < 0.5
+    assert 450 <= int(chosen.sum()) <= 550
+    assert torch.equal(half[chosen], 500 + t[chosen] // 2) and torch.equal(half[~chosen], t[~chosen])
+    assert int(half.max()) == 999
+
+
 def test_checkpoints_from_before_a_config_field_existed_still_resume(tmp_path):
     from dataclasses import dataclass, field
 
@@ -145,7 +163,7 @@ def test_eval_ip_command_runs_on_an_exported_adapter(parts, tmp_path, caplog):
     assert cli_main(["train", "shapes", "eval-ip", "--weights", str(folder), "--source", "photos"]) == 2
 
 
-def test_ip_adapter_command_records_its_caption_dropout(parts, tmp_path):
+def test_ip_adapter_command_records_its_caption_dropout_and_noise_bias(parts, tmp_path):
     import json
 
     root, base, clip = parts
@@ -153,6 +171,7 @@ def test_ip_adapter_command_records_its_caption_dropout(parts, tmp_path):
     shutil.copytree(base, folder)
     assert cli_main(["train", "shapes", "ip-adapter", "--workdir", str(tmp_path / "w"), "--base", str(base),
                      "--clip", str(clip), "--steps", "1", "--batch", "2", "--caption-dropout", "1",
-                     "--export", str(folder)]) == 0
+                     "--high-noise-share", "0.5", "--export", str(folder)]) == 0
     manifest = json.loads((folder / "ip_adapter" / "manifest.json").read_text())
     assert manifest["config"]["caption_dropout"] == 1.0 and manifest["step"] == 1
+    assert manifest["config"]["high_noise_share"] == 0.5

@@ -73,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ip.add_argument("--clip", default=str(WEIGHTS_DIR / "clip"), help="frozen CLIP folder (default: shipped)")
     ip.add_argument("--caption-dropout", type=float, default=0.5,
                     help="share of rows trained with an empty caption, so the image tokens alone carry the scene")
+    ip.add_argument("--high-noise-share", type=float, default=0.0,
+                    help="share of rows whose timestep comes from the noisier half of the schedule (the scene's)")
     ip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR), default=None, metavar="DIR",
                     help="when done, write ip_adapter/ and image_encoder/ here (default: the package's weights/)")
 
@@ -196,7 +198,8 @@ def _train_ip(args: argparse.Namespace) -> int:
     from imgbench.worlds.shapes.train_ip import IPTrainConfig, IPTrainer
 
     config = IPTrainConfig(base=str(Path(args.base).resolve()), clip=str(Path(args.clip).resolve()), seed=args.seed,
-                           batch=args.batch, caption_dropout=args.caption_dropout)
+                           batch=args.batch, caption_dropout=args.caption_dropout,
+                           high_noise_share=args.high_noise_share)
     _run_then_export(IPTrainer(config, args.workdir), "ip-adapter", args, args.export)
     return 0
 

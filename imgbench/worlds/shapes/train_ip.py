@@ -33,6 +33,9 @@ class IPTrainConfig:
     image_dropout: float = 0.05
     """Share of rows trained with a zero image embedding: the unconditional CFG branch gets exactly those
     tokens at inference, so the adapter must see them (IP-Adapter drops the image 5% of the time, Ye et al. §3.3)."""
+    high_noise_share: float = 0.0
+    """Share of rows whose timestep is drawn from the noisier half of the schedule instead of all of it: the
+    scene (which shapes, how many, where) is decided at high noise, and the tokens must carry the scene."""
 
 
 def drop_image_embeds(embeds: Any, rate: float, generator: Any) -> Any:
@@ -41,6 +44,17 @@ def drop_image_embeds(embeds: Any, rate: float, generator: Any) -> Any:
 
     keep = torch.rand(embeds.shape[0], generator=generator) >= rate
     return embeds * keep[:, None].to(embeds.dtype)
+
+
+def bias_to_high_noise(t: Any, share: float, num_train_timesteps: int, generator: Any) -> Any:
+    """Move a seeded `share` of the timesteps into the upper half of the schedule (t → T/2 + t/2); share 0
+    draws nothing, so runs without the bias stay bit-identical to those trained before it existed."""
+    import torch
+
+    if not share:
+        return t
+    high = torch.rand(t.shape[0], generator=generator) < share
+    return torch.where(high, num_train_timesteps // 2 + t // 2, t)
 
 
 def load_frozen(config: IPTrainConfig) -> tuple[Any, Any, Any, Any]:
@@ -84,7 +98,9 @@ class IPTrainer(ResumableTrainer):
         x0 = nets.pack(images)
         gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
         noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=gen)
+        steps = self.scheduler.config.num_train_timesteps
+        t = bias_to_high_noise(torch.randint(0, steps, (x0.shape[0],), generator=gen), self.config.high_noise_share,
+                               steps, gen)
         with torch.no_grad():
             states, pooled = nets.encode(self.text, nets.tokenize(self.tokenizer, captions))
             embeds = drop_image_embeds(self.clip.get_image_features(pixel_values=images).pooler_output,
