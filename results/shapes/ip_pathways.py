@@ -8,7 +8,6 @@ cross-attention from the caption and the pooled input from the empty caption, an
 the share whose checker scene equals the caption's. Run from the repo root (about 2 minutes on a core).
 """
 
-import json
 from collections import Counter
 
 import numpy as np
@@ -30,8 +29,7 @@ wanted = [Counter((o["color"], o["shape"]) for o in p.metadata["spec"]["objects"
           for p in prompts]
 text = CLIPTextModel.from_pretrained(WEIGHTS_DIR / "text_encoder", torch_dtype=torch.float32).eval()
 unet = UNet2DConditionModel.from_pretrained(WEIGHTS_DIR / "unet", torch_dtype=torch.float32).eval()
-sampler_config = json.loads((WEIGHTS_DIR / "scheduler" / "scheduler_config.json").read_text())
-sampler = nets.build_sampler({k: v for k, v in sampler_config.items() if not k.startswith("_")})  # as the model does
+sampler = nets.load_sampler(WEIGHTS_DIR)
 tokenizer = nets.load_tokenizer(WEIGHTS_DIR / "tokenizer")
 with torch.no_grad():
     caption_states, caption_pooled = nets.encode(text, nets.tokenize(tokenizer, [p.text for p in prompts]))

@@ -112,11 +112,9 @@ class ShapesModel(Model):
 
             text = CLIPTextModel.from_pretrained(self.folder / "text_encoder", torch_dtype=torch.float32)
             unet = UNet2DConditionModel.from_pretrained(self.folder / "unet", torch_dtype=torch.float32)
-            sampler_config = json.loads((self.folder / "scheduler" / "scheduler_config.json").read_text())
             self._parts = {"tokenizer": nets.load_tokenizer(self.folder / "tokenizer"),
                            "text": text.eval().to(self.device), "unet": unet.eval().to(self.device),
-                           "sampler": nets.build_sampler({k: v for k, v in sampler_config.items()
-                                                          if not k.startswith("_")})}
+                           "sampler": nets.load_sampler(self.folder)}
             if self.supports_image_tokens:
                 from safetensors.torch import load_file
 

@@ -87,6 +87,14 @@ def build_sampler(config: dict[str, Any] | None = None) -> Any:
     return DDIMScheduler(**{**SCHEDULER_CONFIG, **(config or {}), "timestep_spacing": "trailing"})
 
 
+def load_sampler(folder: str | Path) -> Any:
+    """The sampler a weights folder was exported with (its scheduler/ config, diffusers' private keys dropped)."""
+    import json
+
+    config = json.loads((Path(folder) / "scheduler" / "scheduler_config.json").read_text())
+    return build_sampler({k: v for k, v in config.items() if not k.startswith("_")})
+
+
 def tokenize(tokenizer: Any, texts: list[str]) -> Any:
     """input_ids (batch, MAX_LENGTH): lower-cased words, [BOS] ... [EOS], padded."""
     from imgbench.worlds.shapes.grammar import words_of
