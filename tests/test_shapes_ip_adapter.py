@@ -175,3 +175,7 @@ def test_ip_adapter_command_records_its_caption_dropout_and_noise_bias(parts, tm
     manifest = json.loads((folder / "ip_adapter" / "manifest.json").read_text())
     assert manifest["config"]["caption_dropout"] == 1.0 and manifest["step"] == 1
     assert manifest["config"]["high_noise_share"] == 0.5
+    for flag in ("--caption-dropout", "--high-noise-share"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(["train", "shapes", "ip-adapter", "--workdir", str(tmp_path / "w2"), flag, "1.5"])
+        assert exit_info.value.code == 2

@@ -48,6 +48,14 @@ EPILOG = """examples:
 """
 
 
+def share(text: str) -> float:
+    """argparse type: a fraction of the batch, 0 to 1 (argparse turns the error into exit status 2)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     sub = parser.add_subparsers(dest="component", required=True, metavar="COMPONENT")
@@ -71,9 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ip = _trainer(sub, "ip-adapter", "IP-Adapter by reconstruction (base UNet and CLIP frozen)", steps=3000, batch=64)
     ip.add_argument("--base", default=str(WEIGHTS_DIR), help="frozen text encoder + UNet folder (default: shipped)")
     ip.add_argument("--clip", default=str(WEIGHTS_DIR / "clip"), help="frozen CLIP folder (default: shipped)")
-    ip.add_argument("--caption-dropout", type=float, default=0.5,
+    ip.add_argument("--caption-dropout", type=share, default=0.5,
                     help="share of rows trained with an empty caption, so the image tokens alone carry the scene")
-    ip.add_argument("--high-noise-share", type=float, default=0.0,
+    ip.add_argument("--high-noise-share", type=share, default=0.0,
                     help="share of rows whose timestep comes from the noisier half of the schedule (the scene's)")
     ip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR), default=None, metavar="DIR",
                     help="when done, write ip_adapter/ and image_encoder/ here (default: the package's weights/)")
