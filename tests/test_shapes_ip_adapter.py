@@ -11,7 +11,7 @@ from shapes_helpers import tiny_snapshot
 from imgbench.api.records import GenerationRequest
 from imgbench.cli import main as cli_main
 from imgbench.worlds.shapes import ip_adapter, nets
-from imgbench.worlds.shapes.grammar import SKILLS
+from imgbench.worlds.shapes.grammar import SKILLS, fixes_scene
 from imgbench.worlds.shapes.model import ShapesModel
 from imgbench.worlds.shapes.tasks import split_prompts
 from imgbench.worlds.shapes.train_ip import IPTrainConfig, IPTrainer
@@ -145,11 +145,12 @@ def test_reproduction_counts_scenes_that_come_back():
     assert set(scene(render(spec, 0))) == {(o["color"], o["shape"]) for o in spec["objects"]}
     result = reproduction(_EchoModel(), "renders")
     assert (result["n"], result["with_tokens"], result["without_tokens"]) == (len(split_prompts("val")), 1.0, 0.0)
-    named = [p for p in split_prompts("val") if all(o["color"] for o in p.metadata["spec"]["objects"])]
+    named = [p for p in split_prompts("val") if fixes_scene(p.metadata["spec"])]
     assert result["n_colours_named"] == len(named) > 0
     # the echo model draws nothing from a caption: the ceiling is measured from text, not tokens
     assert (result["with_tokens_colours_named"], result["from_caption_colours_named"]) == (1.0, 0.0)
     assert result["with_tokens_by_skill"] == {skill: 1.0 for skill in SKILLS}
+    assert result["from_caption_by_skill"] == {skill: 0.0 for skill in {p.tags[0] for p in named}}
 
 
 def test_eval_ip_command_runs_on_an_exported_adapter(parts, tmp_path, caplog):

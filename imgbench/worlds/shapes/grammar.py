@@ -60,6 +60,11 @@ def spec_of(skill: str, objects: list[dict[str, Any]], relation: dict[str, Any] 
     return {"skill": skill, "objects": objects, "relation": relation}
 
 
+def fixes_scene(spec: dict[str, Any]) -> bool:
+    """Whether a caption names every object's colour, so that it fixes the multiset of coloured shapes."""
+    return all(o.get("color") for o in spec["objects"])
+
+
 def _singular(article: str, obj: dict[str, Any]) -> str:
     words = [article] + ([obj["color"]] if obj["color"] else []) + [obj["shape"]]
     return " ".join(words)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from imgbench.api.records import GenerationRequest, Prompt
 from imgbench.worlds.shapes.checker import detect
+from imgbench.worlds.shapes.grammar import fixes_scene
 from imgbench.worlds.shapes.render import CANVAS, render
 from imgbench.worlds.shapes.tasks import split_prompts
 
@@ -37,10 +38,6 @@ def _generate(model: Any, requests: list[GenerationRequest], **kwargs: Any) -> l
                                                                                     **kwargs)]
 
 
-def names_every_colour(prompt: Prompt) -> bool:
-    return all(o.get("color") for o in prompt.metadata["spec"]["objects"])
-
-
 def reproduction(model: Any, kind: str = "renders", split: str = "val", limit: int = 10_000,
                  ip_scale: float = 1.0) -> dict[str, Any]:
     """Share of sources whose scene comes back from their tokens (empty caption, new seed), and without tokens.
@@ -61,17 +58,23 @@ def reproduction(model: Any, kind: str = "renders", split: str = "val", limit: i
         without += model.generate(reqs)
     hit_ip = [want == scene(image) for want, image in zip(wanted, with_ip, strict=True)]
     hit_none = [want == scene(image) for want, image in zip(wanted, without, strict=True)]
-    named = [i for i, (p, _, _) in enumerate(kept) if names_every_colour(p)]
+    named = [i for i, (p, _, _) in enumerate(kept) if fixes_scene(p.metadata["spec"])]
     redrawn = _generate(model, [GenerationRequest(kept[i][0], REGEN_SEED + i, CANVAS, CANVAS) for i in named])
     hit_caption = [wanted[i] == scene(image) for i, image in zip(named, redrawn, strict=True)]
     rate_ip, rate_none = _share(hit_ip), _share(hit_none)
-    skills = sorted({tag for p, _, _ in kept for tag in p.tags})
-    by_skill = {skill: round(_share([hit for (p, _, _), hit in zip(kept, hit_ip, strict=True) if skill in p.tags]), 4)
-                for skill in skills}
+    by_skill = _by_skill([p for p, _, _ in kept], hit_ip)
     return {"source": kind, "split": split, "n": len(kept), "ip_scale": ip_scale, "with_tokens": rate_ip,
             "without_tokens": rate_none, "ratio": rate_ip / rate_none if rate_none else float("inf"),
             "n_colours_named": len(named), "with_tokens_colours_named": _share([hit_ip[i] for i in named]),
-            "from_caption_colours_named": _share(hit_caption), "with_tokens_by_skill": by_skill}
+            "from_caption_colours_named": _share(hit_caption), "with_tokens_by_skill": by_skill,
+            "from_caption_by_skill": _by_skill([kept[i][0] for i in named], hit_caption)}
+
+
+def _by_skill(prompts: list[Prompt], hits: list[bool]) -> dict[str, float]:
+    """Hit rate per skill: the pooled rates mix easy one-object scenes with the hardest bindings."""
+    skills = sorted({tag for p in prompts for tag in p.tags})
+    return {skill: round(_share([hit for p, hit in zip(prompts, hits, strict=True) if skill in p.tags]), 4)
+            for skill in skills}
 
 
 def _share(hits: list[bool]) -> float:
