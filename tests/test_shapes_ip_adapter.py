@@ -73,6 +73,17 @@ def test_ip_training_resumes_exactly_and_exports_a_usable_model(parts, tmp_path)
     assert model.identity()["weights_sha256"] != without.identity()["weights_sha256"]
 
 
+def test_ip_training_can_anneal_its_learning_rate(parts, tmp_path):
+    root, base, clip = parts
+    trainer = IPTrainer(IPTrainConfig(base=str(base), clip=str(clip), batch=2, warmup=1, anneal_from=1,
+                                      anneal_steps=2), tmp_path / "w")
+    rates = []
+    for _ in range(4):
+        trainer.train_step()
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    assert rates == [1e-3, 1e-3, pytest.approx(5e-4), 0.0]
+
+
 def test_image_dropout_zeroes_a_seeded_share_of_embeddings():
     import torch
 
@@ -164,7 +175,7 @@ def test_eval_ip_command_runs_on_an_exported_adapter(parts, tmp_path, caplog):
     assert cli_main(["train", "shapes", "eval-ip", "--weights", str(folder), "--source", "photos"]) == 2
 
 
-def test_ip_adapter_command_records_its_caption_dropout_and_noise_bias(parts, tmp_path):
+def test_ip_adapter_command_records_its_objective_and_schedule(parts, tmp_path):
     import json
 
     root, base, clip = parts
@@ -172,10 +183,12 @@ def test_ip_adapter_command_records_its_caption_dropout_and_noise_bias(parts, tm
     shutil.copytree(base, folder)
     assert cli_main(["train", "shapes", "ip-adapter", "--workdir", str(tmp_path / "w"), "--base", str(base),
                      "--clip", str(clip), "--steps", "1", "--batch", "2", "--caption-dropout", "1",
-                     "--high-noise-share", "0.5", "--export", str(folder)]) == 0
+                     "--high-noise-share", "0.5", "--anneal-from", "0", "--anneal-steps", "2",
+                     "--export", str(folder)]) == 0
     manifest = json.loads((folder / "ip_adapter" / "manifest.json").read_text())
     assert manifest["config"]["caption_dropout"] == 1.0 and manifest["step"] == 1
     assert manifest["config"]["high_noise_share"] == 0.5
+    assert (manifest["config"]["anneal_from"], manifest["config"]["anneal_steps"]) == (0, 2)
     for flag in ("--caption-dropout", "--high-noise-share"):
         with pytest.raises(SystemExit) as exit_info:
             cli_main(["train", "shapes", "ip-adapter", "--workdir", str(tmp_path / "w2"), flag, "1.5"])

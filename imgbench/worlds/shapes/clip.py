@@ -64,7 +64,7 @@ class ClipTrainer(ResumableTrainer):
     def train_step(self) -> float:
         import torch
 
-        self.warm_up_lr()
+        self.set_lr()
         captions, pixels = make_batch(self.rows, self.config.seed, self.step, self.config.batch, dropout=0.0)
         out = self.model(input_ids=nets.tokenize(self.tokenizer, captions), pixel_values=image_inputs(pixels))
         # Several images in a batch can share a caption's meaning; only exact duplicates count as positives.

@@ -87,7 +87,7 @@ class LlavaTrainer(ResumableTrainer):
 
     def train_step(self) -> float:
 
-        self.warm_up_lr()
+        self.set_lr()
         loss = self.model(**self.batch(self.step)).loss
         return self.optimize(loss)
 

@@ -8,6 +8,7 @@ seeded by (seed, step) inside `train_step`, so a resumed run equals an uninterru
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import MISSING, asdict, fields
@@ -44,9 +45,14 @@ class ResumableTrainer:
     def load_trainable_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
 
-    def warm_up_lr(self) -> None:
-        """Linear learning-rate warm-up over `config.warmup` steps, then `config.lr`."""
+    def set_lr(self) -> None:
+        """Linear learning-rate warm-up over `config.warmup` steps, then `config.lr`, cosine-annealed to 0 over
+        `config.anneal_steps` steps from step `config.anneal_from` where the config has those (0: constant)."""
         lr = self.config.lr * min(1.0, (self.step + 1) / max(1, self.config.warmup))
+        anneal_steps = getattr(self.config, "anneal_steps", 0)
+        if anneal_steps and self.step >= self.config.anneal_from:
+            progress = min(1.0, (self.step - self.config.anneal_from) / anneal_steps)
+            lr *= 0.5 * (1.0 + math.cos(math.pi * progress))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 

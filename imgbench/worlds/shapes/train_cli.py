@@ -63,9 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     unet.add_argument("--checkpoint-minutes", type=float, default=5.0, help="resumable checkpoint interval")
     unet.add_argument("--snapshot-every", type=int, default=500, help="save EMA weights every N steps (0: never)")
     unet.add_argument("--lr", type=float, default=1e-3)
-    unet.add_argument("--anneal-steps", type=int, default=0,
-                      help="cosine-anneal the learning rate to 0 over this many steps (0: constant)")
-    unet.add_argument("--anneal-from", type=int, default=0, help="the step the anneal starts at")
+    _add_anneal_arguments(unet)
     unet.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
     unet.add_argument("--init-from", default="", metavar="DIR",
                       help="warm-start a new --workdir from another run's --workdir (its checkpoint), or from "
@@ -83,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="share of rows trained with an empty caption, so the image tokens alone carry the scene")
     ip.add_argument("--high-noise-share", type=share, default=0.0,
                     help="share of rows whose timestep comes from the noisier half of the schedule (the scene's)")
+    _add_anneal_arguments(ip)
     ip.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR), default=None, metavar="DIR",
                     help="when done, write ip_adapter/ and image_encoder/ here (default: the package's weights/)")
 
@@ -192,6 +191,12 @@ def _run_then_export(trainer: Any, label: str, args: argparse.Namespace, export:
         logger.info("exported to %s", trainer.export(export))
 
 
+def _add_anneal_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--anneal-steps", type=int, default=0,
+                        help="cosine-anneal the learning rate to 0 over this many steps (0: constant)")
+    parser.add_argument("--anneal-from", type=int, default=0, help="the step the anneal starts at")
+
+
 def _train_clip(args: argparse.Namespace) -> int:
     from imgbench.worlds.shapes.clip import ClipTrainConfig, ClipTrainer
 
@@ -207,7 +212,8 @@ def _train_ip(args: argparse.Namespace) -> int:
 
     config = IPTrainConfig(base=str(Path(args.base).resolve()), clip=str(Path(args.clip).resolve()), seed=args.seed,
                            batch=args.batch, caption_dropout=args.caption_dropout,
-                           high_noise_share=args.high_noise_share)
+                           high_noise_share=args.high_noise_share, anneal_from=args.anneal_from,
+                           anneal_steps=args.anneal_steps)
     _run_then_export(IPTrainer(config, args.workdir), "ip-adapter", args, args.export)
     return 0
 

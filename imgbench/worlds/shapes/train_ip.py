@@ -36,6 +36,10 @@ class IPTrainConfig:
     high_noise_share: float = 0.0
     """Share of rows whose timestep is drawn from the noisier half of the schedule instead of all of it: the
     scene (which shapes, how many, where) is decided at high noise, and the tokens must carry the scene."""
+    anneal_from: int = 0
+    anneal_steps: int = 0
+    """Cosine-anneal the learning rate to 0 over `anneal_steps` steps from step `anneal_from` (0: constant), as
+    the UNet's last phase does: a constant rate leaves the adapter's weights noisy."""
 
 
 def drop_image_embeds(embeds: Any, rate: float, generator: Any) -> Any:
@@ -91,7 +95,7 @@ class IPTrainer(ResumableTrainer):
     def train_step(self) -> float:
         import torch
 
-        self.warm_up_lr()
+        self.set_lr()
         captions, pixels = make_batch(self.rows, self.config.seed, self.step, self.config.batch,
                                       self.config.caption_dropout)
         images = to_tensor(pixels)

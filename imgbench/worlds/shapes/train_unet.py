@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,15 +129,6 @@ class UNetTrainer(ResumableTrainer):
         self._update_ema()
         self.step += 1
         return float(loss.detach())
-
-    def set_lr(self) -> None:
-        """Warm-up (ResumableTrainer), then the cosine anneal if the config asks for one."""
-        self.warm_up_lr()
-        config = self.config
-        if config.anneal_steps and self.step >= config.anneal_from:
-            progress = min(1.0, (self.step - config.anneal_from) / config.anneal_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] *= 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def _update_ema(self) -> None:
         import torch
