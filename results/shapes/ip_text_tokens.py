@@ -1,7 +1,7 @@
 """Can the IP pathway carry a scene if its tokens are perfect and its layers are trained for them?
 
 `ip_pathways.py` feeds the caption's own hidden states as IP tokens through an *untrained* decoupled
-attention (to_k_ip / to_v_ip copies of the text to_k / to_v) and loses a third of the one-object scenes
+attention (to_k_ip / to_v_ip copies of the text to_k / to_v) and loses a sixth of the one-object scenes
 the caption itself brings back. Here the same layers are trained for such tokens, exactly as the
 IP-Adapter is trained (reconstruction of train renders, UNet and text encoder frozen, `ip-adapter`'s
 seeds and batches), except that the tokens are the caption's hidden states instead of a projection of the
