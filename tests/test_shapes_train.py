@@ -131,3 +131,25 @@ def test_cli_branches_a_run_and_anneals_it(tmp_path):
     assert (state["config"]["anneal_from"], state["config"]["anneal_steps"]) == (2, 2)
     # the last step (3) ran at warm-up 4/200 of 1e-3, halfway down the cosine
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 4 / 200 * 0.5)
+
+
+@pytest.mark.parametrize("command, bad", [
+    ("unet", ["--batch", "0"]), ("unet", ["--threads", "0"]), ("unet", ["--seed", "-1"]),
+    ("unet", ["--anneal-steps", "-5"]), ("unet", ["--minutes", "0"]), ("unet", ["--lr", "-1e-3"]),
+    ("unet", ["--snapshot-every", "-1"]), ("ip-adapter", ["--anneal-from", "-1"]), ("clip", ["--steps", "x"]),
+])
+def test_training_commands_refuse_out_of_range_numbers_with_exit_2(tmp_path, capsys, command, bad):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["train", "shapes", command, "--workdir", str(tmp_path / "w"), *bad])
+    assert exit_info.value.code == 2
+    assert bad[0] in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("command, bad", [("eval", ["--workdir", "W", "--sample-steps", "0"]),
+                                          ("eval-ip", ["--limit", "0"]), ("eval-llava", ["--threads", "0"])])
+def test_evaluation_commands_refuse_out_of_range_numbers_with_exit_2(capsys, command, bad):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["train", "shapes", command, *bad])
+    assert exit_info.value.code == 2
+    assert bad[-2] in capsys.readouterr().err

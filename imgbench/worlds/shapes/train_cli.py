@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,35 @@ def share(text: str) -> float:
     return value
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer not below `minimum` (a batch of 0 or -1 threads is refused with exit 2,
+    not discovered as an internal error mid-run)."""
+
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is below {minimum}")
+        return value
+
+    return integer
+
+
+def positive(text: str) -> float:
+    """argparse type: a number above 0 (minutes, learning rates)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     sub = parser.add_subparsers(dest="component", required=True, metavar="COMPONENT")
     unet = _trainer(sub, "unet", "text encoder + UNet (the text-to-image model)", steps=20000, batch=64)
-    unet.add_argument("--checkpoint-minutes", type=float, default=5.0, help="resumable checkpoint interval")
-    unet.add_argument("--snapshot-every", type=int, default=500, help="save EMA weights every N steps (0: never)")
-    unet.add_argument("--lr", type=float, default=1e-3)
+    unet.add_argument("--checkpoint-minutes", type=positive, default=5.0, help="resumable checkpoint interval")
+    unet.add_argument("--snapshot-every", type=at_least(0), default=500,
+                      help="save EMA weights every N steps (0: never)")
+    unet.add_argument("--lr", type=positive, default=1e-3)
     _add_anneal_arguments(unet)
     unet.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests)")
     unet.add_argument("--init-from", default="", metavar="DIR",
@@ -99,13 +122,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ld.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw (default: shipped)")
     ld.add_argument("--seeds", default="0,1", help="comma-separated seeds per caption")
     ld.add_argument("--out", required=True, help="the .npz to write (outside git)")
-    ld.add_argument("--threads", type=int, default=1)
+    ld.add_argument("--threads", type=at_least(1), default=1)
 
     el = sub.add_parser("eval-llava", help="instruction accuracy on misaligned generated test images")
     el.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw the test images")
     el.add_argument("--llava", default=str(WEIGHTS_DIR / "llava"), help="shapes-llava weights folder")
     el.add_argument("--llava-base", default=str(WEIGHTS_DIR / "llava-base"), help="shapes-llava-base weights folder")
-    el.add_argument("--threads", type=int, default=1)
+    el.add_argument("--threads", type=at_least(1), default=1)
 
     ei = sub.add_parser("eval-ip", help="IP-Adapter: regenerate scenes from their own tokens, empty caption")
     ei.add_argument("--weights", default=str(WEIGHTS_DIR), help="exported shapes weights with an ip_adapter/")
@@ -114,21 +137,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ei.add_argument("--ip-scale", type=float, default=1.0)
     ei.add_argument("--guidance", type=float, default=None,
                     help="CFG scale; with an empty caption it guides by the image tokens (default: the weights')")
-    ei.add_argument("--limit", type=int, default=10_000, help="at most this many source images per kind")
-    ei.add_argument("--threads", type=int, default=1)
+    ei.add_argument("--limit", type=at_least(1), default=10_000, help="at most this many source images per kind")
+    ei.add_argument("--threads", type=at_least(1), default=1)
 
     ev = sub.add_parser("eval", help="exact-checker accuracy of snapshots on the val split")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--guidance", default="1.0", help="comma-separated CFG scales")
     ev.add_argument("--seeds", default="0", help="comma-separated seeds")
     ev.add_argument("--split", default="val", choices=["val", "test", "train"])
-    ev.add_argument("--steps", type=int, default=None, help="only this snapshot step")
-    ev.add_argument("--sample-steps", type=int, default=25, help="DDIM steps")
-    ev.add_argument("--threads", type=int, default=1)
+    ev.add_argument("--steps", type=at_least(0), default=None, help="only this snapshot step")
+    ev.add_argument("--sample-steps", type=at_least(1), default=25, help="DDIM steps")
+    ev.add_argument("--threads", type=at_least(1), default=1)
 
     ex = sub.add_parser("export", help="copy a snapshot into the package's weights/ with a manifest")
     ex.add_argument("--workdir", required=True)
-    ex.add_argument("--step", type=int, required=True)
+    ex.add_argument("--step", type=at_least(0), required=True)
     ex.add_argument("--guidance", type=float, required=True, help="the CFG scale chosen on val")
     ex.add_argument("--out", default=str(WEIGHTS_DIR))
 
@@ -137,11 +160,11 @@ def _trainer(sub: Any, name: str, summary: str, steps: int, batch: int) -> argpa
     """A component's subcommand with the options every resumable trainer takes."""
     parser = sub.add_parser(name, help=summary)
     parser.add_argument("--workdir", required=True, help="checkpoints (and snapshots) go here (outside git)")
-    parser.add_argument("--steps", type=int, default=steps, help="stop at this total step count")
-    parser.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (this call)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=batch)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--steps", type=at_least(0), default=steps, help="stop at this total step count")
+    parser.add_argument("--minutes", type=positive, default=None, help="stop after this much wall time (this call)")
+    parser.add_argument("--seed", type=at_least(0), default=0)
+    parser.add_argument("--batch", type=at_least(1), default=batch)
+    parser.add_argument("--threads", type=at_least(1), default=1, help="torch CPU threads")
     return parser
 
 
@@ -192,9 +215,9 @@ def _run_then_export(trainer: Any, label: str, args: argparse.Namespace, export:
 
 
 def _add_anneal_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--anneal-steps", type=int, default=0,
+    parser.add_argument("--anneal-steps", type=at_least(0), default=0,
                         help="cosine-anneal the learning rate to 0 over this many steps (0: constant)")
-    parser.add_argument("--anneal-from", type=int, default=0, help="the step the anneal starts at")
+    parser.add_argument("--anneal-from", type=at_least(0), default=0, help="the step the anneal starts at")
 
 
 def _train_clip(args: argparse.Namespace) -> int:
