@@ -14,6 +14,7 @@ Run from the repo root after `ip_text_tokens.py`: `python results/shapes/ip_capt
 """
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -100,6 +101,10 @@ def main() -> None:
         shutil.rmtree(args.out)
     shutil.copytree(WEIGHTS_DIR, args.out)
     save_file(ip_adapter.flatten(adapter), args.out / "ip_adapter" / "ip_adapter.safetensors")
+    manifest = {"component": "ip-adapter", "experiment": "results/shapes/ip_caption_tokens.py",
+                "attention_layers_from": str(checkpoint), "projection": "FaceID-layout MLP fitted to caption states",
+                "scenes": SCENES, "hidden": HIDDEN, "fit_steps": FIT_STEPS}
+    (args.out / "ip_adapter" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {args.out}; now: imgbench train shapes eval-ip --weights {args.out}")
 
 
