@@ -17,22 +17,15 @@ colour-naming val + test captions whose checker scene comes back, per skill, wit
 
 import argparse
 import logging
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
+from colour_naming import draw, prompts, share_back
 
 from imgbench.worlds.shapes import ip_adapter, nets
-from imgbench.worlds.shapes.grammar import fixes_scene
-from imgbench.worlds.shapes.ip_eval import REGEN_SEED, scene
-from imgbench.worlds.shapes.tasks import split_prompts
 from imgbench.worlds.shapes.train_cli import WEIGHTS_DIR
 from imgbench.worlds.shapes.train_ip import IPTrainConfig, IPTrainer
 from imgbench.worlds.shapes.train_unet import make_batch, to_tensor
-
-STEPS = 25
 
 
 class TextTokenTrainer(IPTrainer):
@@ -56,30 +49,11 @@ class TextTokenTrainer(IPTrainer):
 
 
 def evaluate(trainer: TextTokenTrainer) -> str:
-    prompts = [p for split in ("val", "test") for p in split_prompts(split) if fixes_scene(p.metadata["spec"])]
-    wanted = [Counter((o["color"], o["shape"]) for o in p.metadata["spec"]["objects"] for _ in range(int(o["count"])))
-              for p in prompts]
-    unet, sampler = trainer.unet, nets.load_sampler(WEIGHTS_DIR)
-    shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
-    x = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(REGEN_SEED + i))
-                     for i in range(len(prompts))])
     with torch.no_grad():
         tokens, _ = nets.encode(trainer.text, nets.tokenize(trainer.tokenizer, [p.text for p in prompts]))
         empty, empty_pooled = nets.encode(trainer.text, nets.tokenize(trainer.tokenizer, [""] * len(prompts)))
-        sampler.set_timesteps(STEPS)
-        with ip_adapter.given_tokens(unet):
-            for t in sampler.timesteps:
-                v = unet(x, t, encoder_hidden_states=empty, class_labels=empty_pooled,
-                         **ip_adapter.ip_kwargs(tokens)).sample
-                x = sampler.step(v, t, x).prev_sample
-    pixels = nets.unpack(x).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    images = [Image.fromarray(np.ascontiguousarray(p.permute(1, 2, 0).numpy())) for p in pixels]
-    per_skill: dict[str, list[bool]] = {}
-    for prompt, want, image in zip(prompts, wanted, images, strict=True):
-        per_skill.setdefault(prompt.tags[0], []).append(want == scene(image))
-    hits = [hit for skill_hits in per_skill.values() for hit in skill_hits]
-    by_skill = "  ".join(f"{skill} {np.mean(skill_hits):.3f}" for skill, skill_hits in sorted(per_skill.items()))
-    return f"{len(prompts)} colour-naming val + test captions: {np.mean(hits):.3f}  ({by_skill})"
+    images = draw(trainer.unet, nets.load_sampler(WEIGHTS_DIR), empty, empty_pooled, ip_tokens=tokens)
+    return f"{len(prompts)} colour-naming val + test captions: {share_back(images)}"
 
 
 def main() -> None:
