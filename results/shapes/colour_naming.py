@@ -26,10 +26,10 @@ wanted = [Counter((o["color"], o["shape"]) for o in p.metadata["spec"]["objects"
 
 def draw(unet: torch.nn.Module, sampler: object, states: torch.Tensor, pooled: torch.Tensor,
          ip_tokens: torch.Tensor | None = None) -> list[Image.Image]:
-    """One image per prompt (seed REGEN_SEED + index); `ip_tokens` are fed as they are, past the projection."""
+    """One image per row of `states` (seed REGEN_SEED + row); `ip_tokens` are fed as they are, past the projection."""
     shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
     x = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(REGEN_SEED + i))
-                     for i in range(len(prompts))])
+                     for i in range(states.shape[0])])
     extra = {} if ip_tokens is None else ip_adapter.ip_kwargs(ip_tokens)
     sampler.set_timesteps(STEPS)
     with torch.no_grad(), ip_adapter.given_tokens(unet) if ip_tokens is not None else nullcontext():
