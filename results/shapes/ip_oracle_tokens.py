@@ -18,20 +18,22 @@ Prints the share brought back every `--every` steps, per skill.
 """
 
 import argparse
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from colour_naming import draw, share_back
 from colour_naming import prompts as colour_naming_prompts
+from ip_text_tokens import TextTokenTrainer
 from PIL import Image
 
 from imgbench.worlds.shapes import ip_adapter, nets
-from imgbench.worlds.shapes.ip_eval import scene, source_images
+from imgbench.worlds.shapes.ip_eval import scene, share_by_skill, source_images
 from imgbench.worlds.shapes.model import ShapesModel
 from imgbench.worlds.shapes.render import render
+from imgbench.worlds.shapes.resumable import CHECKPOINT
 from imgbench.worlds.shapes.tasks import split_prompts
 from imgbench.worlds.shapes.train_cli import WEIGHTS_DIR
 from imgbench.worlds.shapes.train_ip import IPTrainConfig
@@ -41,7 +43,8 @@ LR = 0.02
 
 
 def optimise(unet: torch.nn.Module, images: list[Image.Image], tokens: torch.Tensor, empty: torch.Tensor,
-             empty_pooled: torch.Tensor, steps: int, every: int, report: object) -> None:
+             empty_pooled: torch.Tensor, steps: int, every: int,
+             report: Callable[[int, torch.Tensor], None]) -> None:
     """Adam on the tokens alone, the adapter's v-prediction loss, one seeded noise and timestep per image a step."""
     x0 = nets.pack(to_tensor(np.stack([np.asarray(im.convert("RGB")) for im in images])))
     scheduler = nets.build_train_scheduler()
@@ -85,8 +88,7 @@ def shipped_layers(n_tokens: int, steps: int, every: int) -> None:
     def report(step: int, current: torch.Tensor) -> None:
         hits = [want == scene(im) for (_, _, want), im in
                 zip(kept, draw(unet, sampler, empty, empty_pooled, ip_tokens=current), strict=True)]
-        per_skill = {skill: np.mean([h for (p, _, _), h in zip(kept, hits, strict=True) if skill in p.tags])
-                     for skill in sorted({tag for p, _, _ in kept for tag in p.tags})}
+        per_skill = share_by_skill([p for p, _, _ in kept], hits)
         skills = "  ".join(f"{skill} {share:.3f}" for skill, share in per_skill.items())
         print(f"step {step:5d}: {np.mean(hits):.3f}  ({skills})", flush=True)
 
@@ -95,13 +97,10 @@ def shipped_layers(n_tokens: int, steps: int, every: int) -> None:
 
 
 def text_layers(workdir: Path, steps: int, every: int) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from ip_text_tokens import TextTokenTrainer
-
+    if not (workdir / CHECKPOINT).exists():
+        raise SystemExit(f"{workdir / CHECKPOINT} is missing: run results/shapes/ip_text_tokens.py first.")
     config = IPTrainConfig(base=str(WEIGHTS_DIR), clip=str(WEIGHTS_DIR / "clip"), caption_dropout=1.0)
     trainer = TextTokenTrainer(config, workdir)
-    if trainer.step == 0:
-        raise SystemExit(f"{workdir} holds no trained text-token adapter: run results/shapes/ip_text_tokens.py first.")
     texts = [p.text for p in colour_naming_prompts]
     with torch.no_grad():
         states, _ = nets.encode(trainer.text, nets.tokenize(trainer.tokenizer, texts))

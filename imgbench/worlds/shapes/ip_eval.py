@@ -62,15 +62,15 @@ def reproduction(model: Any, kind: str = "renders", split: str = "val", limit: i
     redrawn = _generate(model, [GenerationRequest(kept[i][0], REGEN_SEED + i, CANVAS, CANVAS) for i in named])
     hit_caption = [wanted[i] == scene(image) for i, image in zip(named, redrawn, strict=True)]
     rate_ip, rate_none = _share(hit_ip), _share(hit_none)
-    by_skill = _by_skill([p for p, _, _ in kept], hit_ip)
+    by_skill = share_by_skill([p for p, _, _ in kept], hit_ip)
     return {"source": kind, "split": split, "n": len(kept), "ip_scale": ip_scale, "with_tokens": rate_ip,
             "without_tokens": rate_none, "ratio": rate_ip / rate_none if rate_none else float("inf"),
             "n_colours_named": len(named), "with_tokens_colours_named": _share([hit_ip[i] for i in named]),
             "from_caption_colours_named": _share(hit_caption), "with_tokens_by_skill": by_skill,
-            "from_caption_by_skill": _by_skill([kept[i][0] for i in named], hit_caption)}
+            "from_caption_by_skill": share_by_skill([kept[i][0] for i in named], hit_caption)}
 
 
-def _by_skill(prompts: list[Prompt], hits: list[bool]) -> dict[str, float]:
+def share_by_skill(prompts: list[Prompt], hits: list[bool]) -> dict[str, float]:
     """Hit rate per skill: the pooled rates mix easy one-object scenes with the hardest bindings."""
     skills = sorted({tag for p in prompts for tag in p.tags})
     return {skill: round(_share([hit for p, hit in zip(prompts, hits, strict=True) if skill in p.tags]), 4)
