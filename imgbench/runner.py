@@ -51,6 +51,7 @@ class RunRequest:
     model_path: str | None = None
     seeds: tuple[int, ...] | None = None
     limit: int | None = None
+    offset: int = 0
     tags: tuple[str, ...] = ()
     shard: Shard = field(default_factory=Shard)
     batch_size: int | None = None
@@ -113,7 +114,7 @@ def plan_run(request: RunRequest) -> RunPlan:
     run_id = sha256_json(identity)[:12]
     output = ensure_writable_dir(request.output)
     store = RunStore(output / "runs" / spec.name / model_spec.name / method_spec.name / run_id)
-    return RunPlan(request=request, task=task, prompts=task.select(request.tags, request.limit),
+    return RunPlan(request=request, task=task, prompts=task.select(request.tags, request.limit, request.offset),
                    seeds=request.seeds or spec.seeds, model_spec=model_spec, model=model, method_spec=method_spec,
                    method=method, identity=identity, run_id=run_id, store=store,
                    batch_size=request.batch_size or model.preferred_batch_size)
@@ -148,6 +149,7 @@ def item_set(plan: RunPlan) -> dict[str, Any]:
     """The requested items, named so metrics.json says exactly what it was computed over."""
     keys = [[p.id, s] for p, s in plan.items]
     return {"seeds": list(plan.seeds), "tags": list(plan.request.tags), "limit": plan.request.limit,
+            **({"offset": plan.request.offset} if plan.request.offset else {}),
             "n_prompts": len(plan.prompts), "n_items": len(keys), "items_sha256": sha256_json(keys)}
 
 
