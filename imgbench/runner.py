@@ -29,6 +29,7 @@ from imgbench.errors import UserError
 from imgbench.manifest import ensure_writable_dir, environment_facts
 from imgbench.metrics import write_metrics_if_complete
 from imgbench.progress import progress_bar
+from imgbench.provenance import leaks
 from imgbench.store import ItemKey, RunStore, Shard, encode_value
 from imgbench.task import Task, load_task, resolve_task
 from imgbench.util.hashing import sha256_json
@@ -131,6 +132,7 @@ def open_run(plan: RunPlan) -> None:
         "model": plan.model_spec.name,
         "method": plan.method_spec.name,
         "task_source": str(plan.task.spec.yaml_path),
+        "parts": plan.method.parts(),  # what the method's trained parts saw; follows from the identity's digests
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "created_by": environment_facts(plan.request.command),
     }
@@ -255,6 +257,8 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     plan = plan_run(request)
     scorers = build_scorers(request.scorers or plan.task.spec.scorers, request.scorer_args) if score else []
     open_run(plan)
+    for line in leaks(plan.store.read_manifest().get("parts", []), plan.seeds):
+        logger.warning("run %s: %s", plan.run_id, line)
     generated = generate_phase(plan)
     scored: dict[str, int] = {}
     metrics = None
