@@ -52,8 +52,50 @@ for name, n in pairs.most_common():
     print(name, n, sum(1 for s in captions.values() if s == name))' "$OUT/pairs.jsonl" | tee "$R/pairs-by-skill.txt"
 }
 
+train() {  # the aligner on those pairs, guided by the retrained shapes-llava; shipped beside the method
+  timed aligner imgbench train img --pairs "$OUT/pairs.jsonl" $ALIGNER --steps "$STEPS" --no-progress \
+    --cache "$OUT/cache-llava" --out "$OUT/aligner-main" --mllm shapes-llava --mllm-dtype fp32 --lam 1 --k 10
+  cp "$OUT/aligner-main/aligner.safetensors" "$OUT/aligner-main/aligner.json" methods/img/shapes/
+}
+
+val() {  # every choice is made on shapes-val (seeds 100-107), never on the test split: here ip_scale
+  timed val-base imgbench run --method base --task shapes-val $B $S
+  timed val-sweep imgbench sweep --method img --task shapes-val $B $S --param ip_scale=0.2,0.4,0.8
+  imgbench compare --task shapes-val --baseline shapes/base \
+    --against shapes/img@ip_scale=0.2,shapes/img@ip_scale=0.4,shapes/img@ip_scale=0.8 --scorer shapes-exact \
+    --no-tags --json "$R/val-compare.json" | tee "$R/val-compare.txt"
+}
+
+CONTROLS="img-own-tokens img-zero-tokens img-random-tokens img-other-guidance reroll"
+test_split() {  # the leaderboard: base, IMG (the shipped defaults) and every control, 240 prompts x seeds 0-7
+  for M in base img $CONTROLS; do
+    timed "test-$M" imgbench run --method "$M" --task shapes $B $S
+  done
+  local against="shapes/img" M
+  for M in $CONTROLS; do against="$against,shapes/$M"; done
+  for SC in shapes-exact shapes-clip; do
+    imgbench compare --task shapes --baseline shapes/base --against "$against" --scorer $SC \
+      --json "$R/compare-$SC.json" | tee "$R/compare-$SC.txt"
+  done
+  # what the aligned guidance adds beyond each control (IMG against the control as the baseline)
+  for M in $CONTROLS; do
+    imgbench compare --task shapes --baseline "shapes/$M" --against shapes/img --scorer shapes-exact --no-tags \
+      --json "$R/img-vs-$M.json" | tee "$R/img-vs-$M.txt"
+  done
+  imgbench report --task shapes --runs "shapes/base,$against" --out "$R/report" --html-prompts 24
+  imgbench agree --task shapes --scorers shapes-exact,shapes-clip --runs shapes/base,shapes/img \
+    --json "$R/agree.json" | tee "$R/agree.txt"
+  python results/shapes/cost.py | tee "$R/cost.md"
+}
+
+tables() {  # the controls figure and the failure reasons, from the runs above
+  python results/shapes/controls_plot.py --out "$R/controls"
+  python results/shapes/failure_reasons.py | tee "$R/failure-reasons.md"
+}
+
 case "${1:-all}" in
-  llava) llava ;; llava_base) llava_base ;; pairs) pairs ;;
-  all) llava; pairs; llava_base ;;
+  llava) llava ;; llava_base) llava_base ;; pairs) pairs ;; train) train ;; val) val ;; test) test_split ;;
+  tables) tables ;;
+  all) llava; pairs; train; val; test_split; tables; llava_base ;;
   *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|all]" >&2; exit 2 ;;
 esac
