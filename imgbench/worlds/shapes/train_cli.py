@@ -148,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev = sub.add_parser("eval", help="exact-checker accuracy of snapshots on the val split")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--guidance", default="1.0", help="comma-separated CFG scales")
-    ev.add_argument("--seeds", default="0", help="comma-separated seeds")
+    ev.add_argument("--seeds", default="100", help="comma-separated seeds (val seeds are 100-107)")
     ev.add_argument("--split", default="val", choices=["val", "test", "train"])
     ev.add_argument("--steps", type=at_least(0), default=None, help="only this snapshot step")
     ev.add_argument("--sample-steps", type=at_least(1), default=25, help="DDIM steps")
