@@ -26,6 +26,7 @@ from imgbench.crossed import (
     t_interval,
     t_pvalue,
 )
+from imgbench.paired import compare_paired
 from imgbench.stats import percentile_interval
 
 DATASETS = 1000
@@ -64,8 +65,10 @@ def _simulate(name: str, rng: np.random.Generator) -> dict[str, float]:
     fpr = float(np.mean(t_pvalue(*anova_two_way(null)) < 0.05))
     # the public entry points give the vectorised core's numbers
     for i in range(3):
-        e, _ = estimate_with_test(_table(y[i]))
+        e, p = estimate_with_test(_table(y[i]))
         assert (e.mean, e.se ** 2, e.df) == pytest.approx((mean[i], var[i], df[i]))
+        assert compare_paired(_table(np.zeros((PROMPTS, SEEDS))), _table(null[i])).p == pytest.approx(
+            float(t_pvalue(*anova_two_way(null[i]))))
     return {"two-way": two_way, "product-bootstrap": product_cover, "prompt-only": prompt_cover, "null FPR": fpr}
 
 
@@ -144,6 +147,20 @@ def test_components_at_zero_use_the_matching_df() -> None:
     assert estimate(_table(only_seeds)).df == 2  # now P = 2, S = 3 and only the seed term: S − 1
 
 
+def test_zero_variance_gives_a_point_interval_never_nan() -> None:
+    constant = estimate_with_test(_table(np.full((5, 8), 0.3)))
+    assert (constant[0].low, constant[0].mean, constant[0].high, constant[0].se) == (0.3, 0.3, 0.3, 0.0)
+    zero_base, shifted = _table(np.zeros((5, 8))), _table(np.full((5, 8), 0.25))
+    same = compare_paired(zero_base, zero_base)
+    assert (same.p, same.verdict, same.difference.low, same.difference.high) == (1.0, "no difference", 0.0, 0.0)
+    data = same.to_dict()
+    assert all(data[k] == 0 for k in ("mean_diff", "ci_low", "ci_high", "se")) and data["win_rate"] == 0
+    shift = compare_paired(zero_base, shifted)
+    assert shift.p == 0.0 and shift.verdict == "better" and shift.difference.low == 0.25
+    for method in (PRODUCT_BOOTSTRAP, PROMPT_BOOTSTRAP):
+        assert compare_paired(zero_base, zero_base, method=method).p == 1.0
+
+
 def test_unbalanced_table_uses_the_two_way_cluster_robust_variance() -> None:
     rng = np.random.default_rng(5)
     values = rng.normal(0, 1, (6, 4)) + rng.normal(0, 1, (1, 4))
@@ -181,6 +198,18 @@ def test_nonfinite_scores_are_counted_and_left_out() -> None:
     assert empty["mean"] is None and empty["ci_low"] is None and empty["nonfinite"] == 1
 
 
+def test_per_seed_differences_show_the_seed_that_carries_the_effect() -> None:
+    base = _table(np.zeros((10, 4)))
+    diff = np.zeros((10, 4))
+    diff[:, 0] = 1.0  # one seed's noise tensor carries the whole gain
+    result = compare_paired(base, _table(diff))
+    assert result.difference.per_seed == {0: 1.0, 1: 0.0, 2: 0.0, 3: 0.0}
+    assert (result.seeds_better, result.seeds_tied, result.seeds_worse) == (1, 3, 0)
+    assert (result.wins, result.ties, result.losses) == (10, 0, 0)  # every prompt "wins" ...
+    assert result.verdict == "not distinguishable"  # ... yet one seed in four is no evidence
+    assert result.to_dict()["per_seed_diff"] == {"0": 1.0, "1": 0.0, "2": 0.0, "3": 0.0}
+
+
 def test_bootstrap_options_are_seeded_and_recorded() -> None:
     rng = np.random.default_rng(2)
     table = _table(rng.normal(0, 1, (12, 5)))
@@ -190,3 +219,18 @@ def test_bootstrap_options_are_seeded_and_recorded() -> None:
         assert first.bootstrap == {"samples": 2000, "seed": 11, "undefined_draws": 0} and first.df is None
     draws = product_bootstrap_means(table.values[None], samples=500, seed=3)[:, 0]
     assert estimate(table, PRODUCT_BOOTSTRAP, samples=500, seed=3).low == percentile_interval(draws)[0]
+
+
+def test_cli_names_the_estimators_without_importing_scipy() -> None:
+    """--interval's choices are the estimators; spelling them out keeps the parser free of numpy/scipy."""
+    import subprocess
+    import sys
+
+    from imgbench.cli.common import INTERVALS
+    from imgbench.crossed import ESTIMATORS
+
+    assert INTERVALS == ESTIMATORS
+    code = ("import sys; from imgbench.cli import build_parser; build_parser(); "
+            "assert 'scipy' not in sys.modules and 'numpy' not in sys.modules; print('clean')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "clean" in out.stdout, out.stderr
