@@ -16,6 +16,7 @@ from analysis_helpers import STANDARD, item_scores, make_runs, prompt_mean, run_
 from imgbench.api.records import Prompt, ScoreResult
 from imgbench.api.scorer import Scorer
 from imgbench.cli import main
+from imgbench.paired import format_signed
 from imgbench.runner import score_items
 from imgbench.store import RunStore, Shard
 from imgbench.task import load_task
@@ -41,8 +42,10 @@ def test_compare_reports_paired_statistics_from_item_scores(results: Path, capsy
     assert status == 0
     flat = " ".join(text.split())
     assert "12 items (6 prompts × 2 seeds) shared by all 3 runs; two-way interval" in flat
-    assert "only 2 seeds: seed effects are poorly estimated" in flat and "Δ per seed (0 1)" in flat
+    assert "only 2 seeds: seed effects are poorly estimated" in flat and "Δ per seed" in flat and "(0 1)" in flat
     (result,) = json.loads(out.read_text())
+    salted_seeds = result["overall"]["comparisons"]["dummy/dummy@salt=x"]["per_seed_diff"]
+    assert format_signed(salted_seeds.values()) in flat  # Δ per seed, printed in the scorer's units
     same = result["overall"]["comparisons"]["dummy/dummy"]
     assert same["mean_diff"] == 0 and same["p"] == 1 and same["verdict"] == "no difference"
     assert same["per_seed_diff"] == {"0": 0.0, "1": 0.0} and same["seeds_tied"] == 2

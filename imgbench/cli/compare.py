@@ -51,6 +51,11 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _lines(words: list[str], per_line: int = 4) -> str:
+    """Words four to a line: Δ per seed (and its seed list) stays narrow with 8 seeds or more."""
+    return "\n".join(" ".join(words[i:i + per_line]) for i in range(0, len(words), per_line))
+
+
 def render(result: dict[str, Any], block: dict[str, Any], title: str):
     from rich.table import Table
 
@@ -58,20 +63,22 @@ def render(result: dict[str, Any], block: dict[str, Any], title: str):
 
     arrow = "↑" if result["higher_is_better"] else "↓"
     table = Table(title=title)
-    seeds = " ".join(next(iter(block["runs"].values()))["per_seed"])
-    for column in ("run", f"mean {arrow} [95% CI]", "Δ vs baseline [95% CI]", "p (Holm)", f"Δ per seed ({seeds})",
-                   "seeds w/t/l", "prompts w/t/l", "verdict"):
-        table.add_column(column, justify="left" if column in ("run", "verdict") else "right",
-                         no_wrap=column != "verdict",
-                         min_width=max(len(label) for label in block["runs"]) if column == "run" else None)
+    seeds = _lines(list(next(iter(block["runs"].values()))["per_seed"]))
+    # Two-line headers, Δ per seed four to a line and a verdict that may wrap keep the table ~150 columns wide.
+    columns = {"run": None, f"mean {arrow}\n[95% CI]": None, "Δ vs baseline\n[95% CI]": None, "p\n(Holm)": None,
+               f"Δ per seed\n({seeds})": None, "seeds\nw/t/l": None, "prompts\nw/t/l": None, "verdict": 15}
+    for column, wrap_at in columns.items():
+        table.add_column(column, justify="left" if column in ("run", "verdict") else "right", no_wrap=not wrap_at,
+                         min_width=max(len(label) for label in block["runs"]) if column == "run" else wrap_at)
     for label, run in block["runs"].items():
         mean = f"{_fmt(run['mean'])} [{_fmt(run['ci_low'])}, {_fmt(run['ci_high'])}]"
         if label == result["baseline"]:
             table.add_row(label, mean, "(baseline)", "", "", "", "", "")
             continue
         c = block["comparisons"][label]
+        per_seed = _lines(format_signed(c["per_seed_diff"].values()).split())
         table.add_row(label, mean, f"{c['mean_diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]",
-                      f"{format_p(c['p'])} ({format_p(c['p_holm'])})", format_signed(c["per_seed_diff"].values()),
+                      f"{format_p(c['p'])} ({format_p(c['p_holm'])})", per_seed,
                       f"{c['seeds_better']}/{c['seeds_tied']}/{c['seeds_worse']}",
                       f"{c['wins']}/{c['ties']}/{c['losses']}", c["verdict"])
     return table
