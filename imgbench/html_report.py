@@ -36,6 +36,9 @@ figure img{max-width:256px;image-rendering:pixelated;width:128px}
 figcaption{font-size:.8em;text-align:left}
 pre{white-space:pre-wrap;max-width:256px;font-size:.75em;background:#f6f6f6;text-align:left}
 .tag{background:#eef;border-radius:3px;padding:0 .3em;margin-right:.3em;font-size:.8em}
+.comparisons{font-size:.9em}
+.comparisons td:nth-child(-n+2){white-space:nowrap}
+.comparisons td.per-seed{min-width:12.5em}
 """
 
 
@@ -73,8 +76,10 @@ def _comparisons_section(board: Leaderboard) -> str:
     for j in compared:
         header, rows = comparison_table(board, j)
         head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-        body = "".join("<tr class='comparison'>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>"
-                       for row in rows)
+        per_seed = next(i for i, h in enumerate(header) if h.startswith("Δ per seed"))
+        body = "".join("<tr class='comparison'>" + "".join(
+            f"<td class='per-seed'>{_esc(v)}</td>" if i == per_seed else f"<td>{_esc(v)}</td>"
+            for i, v in enumerate(row)) + "</tr>" for row in rows)
         parts.append(f"<h3>{_esc(board.columns[j].title)}</h3><table class='comparisons'><thead><tr>{head}</tr>"
                      f"</thead><tbody>{body}</tbody></table>")
     return "".join(parts)

@@ -15,7 +15,7 @@ def _fmt(value: float | None) -> str:
 
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     """One row per scorer; the caption names the interval and carries each scorer's note (e.g. few seeds)."""
-    table = Table(title=title)
+    table = Table(title=title, caption_justify="left")
     for column in ("scorer", "mean", "95% CI", "prompts × seeds", "items", "non-finite"):
         table.add_column(column, justify="left" if column == "scorer" else "right")
     notes = []
@@ -27,8 +27,8 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
                       f"{overall['n_prompts']} × {overall['n_seeds']}", str(overall["n_items"]),
                       str(overall["nonfinite"]))
         if overall["note"]:
-            notes.append(f"{key}: {overall['note']}")
-    table.caption = "; ".join([f"{metrics['interval']['method']} interval (prompts and seeds crossed)", *notes])
+            notes.append(f"note: {key.split('@')[0]}: {overall['note']}")
+    table.caption = "\n".join([f"95% CI: {metrics['interval']['method']}, prompts and seeds crossed", *notes])
     return table
 
 
