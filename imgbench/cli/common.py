@@ -61,6 +61,19 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", choices=DTYPES, help="weights/compute precision")
 
 
+INTERVALS = ("two-way", "product-bootstrap", "prompt-bootstrap")
+"""imgbench.crossed.ESTIMATORS, spelled out so that building the parser imports no numpy/scipy (a test checks)."""
+
+
+def add_interval_options(parser: argparse.ArgumentParser) -> None:
+    """--interval and --seed, the same in compare, report and plot (docs/statistics.md)."""
+    parser.add_argument("--interval", choices=INTERVALS, default=INTERVALS[0],
+                        help="how means and differences get their 95%% intervals and tests: two-way (prompts and "
+                             "seeds crossed, t with Satterthwaite df; default), product-bootstrap (prompts and seeds "
+                             "resampled), prompt-bootstrap (seeds averaged: conditional on the seeds)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (0; two-way draws nothing)")
+
+
 def add_scorer_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", action="append", help="scorers, repeatable or a,b (default: the task's)")
 

@@ -73,6 +73,7 @@ def _show_task(name: str) -> None:
 def _show_run(name: str, output: str) -> None:
     from imgbench.cli.console import output_console
     from imgbench.cli.summary import metrics_table
+    from imgbench.metrics import SCHEMA_VERSION
     from imgbench.store import RunStore
 
     store = RunStore(find_run(name, output))
@@ -83,8 +84,11 @@ def _show_run(name: str, output: str) -> None:
     console.print(json.dumps(manifest["identity"], indent=2, sort_keys=True))
     generations = store.load_generations(verify=False)
     console.print(f"images: {len(generations)}; scorers: {', '.join(store.scorer_keys()) or '-'}")
-    if store.metrics_json.exists():
-        metrics = json.loads(store.metrics_json.read_text())
+    metrics = json.loads(store.metrics_json.read_text()) if store.metrics_json.exists() else None
+    if metrics is not None and metrics.get("schema_version") != SCHEMA_VERSION:
+        console.print(f"metrics.json has schema {metrics.get('schema_version')} (prompt-only intervals), this "
+                      f"imgbench writes {SCHEMA_VERSION}; rerun the run's `imgbench run` command to rewrite it.")
+    elif metrics is not None:
         console.print(metrics_table(metrics, title=f"metrics over {metrics['item_set']['n_items']} items"))
     else:
         console.print("no metrics.json yet (the requested items are not all generated and scored).")

@@ -1,4 +1,4 @@
-"""The table printed at the end of a run or a scoring pass."""
+"""The table printed at the end of a run or a scoring pass, and by `show run`."""
 
 from __future__ import annotations
 
@@ -14,15 +14,21 @@ def _fmt(value: float | None) -> str:
 
 
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("scorer", "mean", "95% CI", "prompts", "images", "non-finite"):
+    """One row per scorer; the caption names the interval and carries each scorer's note (e.g. few seeds)."""
+    table = Table(title=title, caption_justify="left")
+    for column in ("scorer", "mean", "95% CI", "prompts × seeds", "items", "non-finite"):
         table.add_column(column, justify="left" if column == "scorer" else "right")
+    notes = []
     for key, entry in metrics["scorers"].items():
         overall = entry["overall"]
         arrow = "↑" if entry["higher_is_better"] else "↓"
         table.add_row(f"{key} {arrow}", _fmt(overall["mean"]),
-                      f"[{_fmt(overall['ci_low'])}, {_fmt(overall['ci_high'])}]", str(overall["n_prompts"]),
-                      str(overall["n_images"]), str(overall["nonfinite"]))
+                      f"[{_fmt(overall['ci_low'])}, {_fmt(overall['ci_high'])}]",
+                      f"{overall['n_prompts']} × {overall['n_seeds']}", str(overall["n_items"]),
+                      str(overall["nonfinite"]))
+        if overall["note"]:
+            notes.append(f"note: {key.split('@')[0]}: {overall['note']}")
+    table.caption = "\n".join([f"95% CI: {metrics['interval']['method']}, prompts and seeds crossed", *notes])
     return table
 
 
