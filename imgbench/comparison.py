@@ -15,6 +15,7 @@ from typing import Any
 from imgbench.crossed import TWO_WAY, ItemTable, check_estimator, estimate
 from imgbench.errors import UserError
 from imgbench.paired import check_same_items, compare_paired, describe_items, holm_adjust, pair_tables
+from imgbench.provenance import leaks
 from imgbench.selection import ItemScores
 from imgbench.stats import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, LEVEL
 
@@ -101,6 +102,8 @@ def compare_runs(baseline: ItemScores, others: Sequence[ItemScores], shared: boo
                   "mode": "shared" if shared else "identical"},
         "interval": interval_record(interval, samples, seed),
         "holm": f"over the {len(others)} compared run(s), on the p-values of the {interval} test",
+        "leaks": {label: found for label, s in zip(labels, scores, strict=True)
+                  if (found := leaks(s.run.manifest.get("parts", []), first.seeds))},
         "overall": block(paired.tables),
         "by_tag": {tag: block(paired.rows(ids)) for tag, ids in sorted(tags.items())},
     }

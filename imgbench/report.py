@@ -34,6 +34,7 @@ from imgbench.paired import (
     holm_adjust,
     pair_tables,
 )
+from imgbench.provenance import leaks
 from imgbench.selection import ItemScores, RunInfo, load_scores, select_run
 from imgbench.stats import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, LEVEL, rank_intervals
 
@@ -187,6 +188,9 @@ def build_leaderboard(runs: Sequence[RunInfo], scorers: Sequence[str] | None = N
                                    f"those items are left out of every row of the column.")
         if first.note:
             board.notes.append(f"{column.title}: {first.note}.")
+        for label, s in zip(labels, loaded, strict=True):
+            board.notes += [f"{column.title}: {label}: {line}." for line in leaks(s.run.manifest.get("parts", []),
+                                                                                   column.seeds)]
         means = np.array([estimates[label].mean for label in labels])
         draws = product_bootstrap_means(np.stack([paired.tables[label].compact().values for label in labels]),
                                         samples, seed)

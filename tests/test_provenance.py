@@ -37,22 +37,41 @@ def test_read_part_is_unknown_without_a_seed_record(tmp_path):
                                                    "seeds": [[1000, 1001]], "split_version": 2}
 
 
-def test_a_part_trained_on_a_test_seed_is_flagged_by_run(tmp_path, caplog):
-    """A copy of the shipped aligner whose manifest says its pairs used seeds 0-3: the test seeds."""
+def _leaky_img_run(tmp_path: Path, seeds: str) -> list[str]:
+    """img with a copy of the shipped aligner whose manifest says its pairs used seeds 0-3 (the test seeds)."""
     part = tmp_path / "leaky"
-    part.mkdir()
+    part.mkdir(exist_ok=True)
     shutil.copy(SHIPPED_ALIGNER, part / "aligner.safetensors")
     manifest = json.loads(SHIPPED_ALIGNER.with_suffix(".json").read_text())
     (part / "aligner.json").write_text(json.dumps({**manifest, "data": {"seeds": [[0, 3]], "split_version": 1}}))
-    caplog.set_level("WARNING", logger="imgbench")
     common = ["--task", "shapes", "--limit", "1", "--batch-size", "64", "--scorer", "shapes-exact",
-              "--output", str(tmp_path / "out"), "--method", "img", "--method-arg",
-              f"aligner={part / 'aligner.safetensors'}"]
-    assert cli(["run", *common, "--seeds", "100"]) == 0
+              "--output", str(tmp_path / "out"), "--seeds", seeds]
+    assert cli(["run", *common, "--method", "img", "--method-arg", f"aligner={part / 'aligner.safetensors'}"]) == 0
+    return common
+
+
+def test_a_part_trained_on_a_test_seed_is_flagged_by_run(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="imgbench")
+    _leaky_img_run(tmp_path, "100")
     assert "not held out" not in caplog.text  # val seeds: the part never saw them
-    assert cli(["run", *common, "--seeds", "2-3"]) == 0
+    _leaky_img_run(tmp_path, "2-3")
     assert "part aligner was trained on data drawn with seed(s) 2, 3" in caplog.text
     (run,) = (tmp_path / "out" / "runs" / "shapes" / "shapes" / "img").iterdir()
     parts = json.loads((run / "run.json").read_text())["parts"]
-    assert parts[0] == {"name": "aligner", "manifest": str(part / "aligner.json"), "seeds": [[0, 3]],
+    assert parts[0] == {"name": "aligner", "manifest": str(tmp_path / "leaky" / "aligner.json"), "seeds": [[0, 3]],
                         "split_version": 1}
+
+
+def test_compare_and_report_flag_a_result_whose_part_saw_its_seeds(tmp_path, capsys):
+    common = _leaky_img_run(tmp_path, "2-3")
+    assert cli(["run", *common, "--method", "base"]) == 0
+    capsys.readouterr()
+    leaky = f"shapes/img@aligner={tmp_path / 'leaky' / 'aligner.safetensors'}"
+    out = str(tmp_path / "out")
+    assert cli(["compare", "--task", "shapes", "--baseline", "shapes/base", "--against", leaky, "--scorer",
+                "shapes-exact", "--no-tags", "--output", out, "--json", str(tmp_path / "cmp.json")]) == 0
+    assert "part aligner was trained on data drawn with seed(s) 2, 3" in " ".join(capsys.readouterr().out.split())
+    (result,) = json.loads((tmp_path / "cmp.json").read_text())
+    assert list(result["leaks"]) == [leaky]
+    assert cli(["report", "--task", "shapes", "--output", out, "--out", str(tmp_path / "report")]) == 0
+    assert f"{leaky}: part aligner was trained" in (tmp_path / "report" / "leaderboard.md").read_text()

@@ -125,6 +125,9 @@ def main(args: argparse.Namespace) -> int:
             if count:
                 console.print(f"  {label}: {count} item(s) not in every run left out "
                               f"({items['left_out_examples'][label]})")
+        for label, lines in result["leaks"].items():
+            for line in lines:
+                console.print(f"  [bold red]{label}: {line}[/]")
         for label, count in items["nonfinite"].items():
             if count:
                 console.print(f"  [yellow]{label}: {count} non-finite score(s); those items are left out of every "
