@@ -61,9 +61,14 @@ train() {  # the aligner on those pairs, guided by the retrained shapes-llava; s
 val() {  # every choice is made on shapes-val (seeds 100-107), never on the test split: here ip_scale
   timed val-base imgbench run --method base --task shapes-val $B $S
   timed val-sweep imgbench sweep --method img --task shapes-val $B $S --param ip_scale=0.2,0.4,0.8
-  imgbench compare --task shapes-val --baseline shapes/base \
-    --against shapes/img@ip_scale=0.2,shapes/img@ip_scale=0.4,shapes/img@ip_scale=0.8 --scorer shapes-exact \
+  local default v against=""  # the point equal to the current default is the plain `shapes/img` row
+  default=$(sed -n 's/^  ip_scale: //p' methods/img/shapes.yaml)
+  for v in 0.2 0.4 0.8; do
+    if [ "$v" = "$default" ]; then against="${against}shapes/img,"; else against="${against}shapes/img@ip_scale=$v,"; fi
+  done
+  imgbench compare --task shapes-val --baseline shapes/base --against "${against%,}" --scorer shapes-exact \
     --no-tags --json "$R/val-compare.json" | tee "$R/val-compare.txt"
+  python results/shapes/choose_ip_scale.py | tee "$R/val-choice.txt"   # the best on val goes into shapes.yaml
 }
 
 CONTROLS="img-own-tokens img-zero-tokens img-random-tokens img-other-guidance reroll"
