@@ -62,7 +62,7 @@ val() {  # every choice is made on shapes-val (seeds 100-107), never on the test
   timed val-base imgbench run --method base --task shapes-val $B $S
   timed val-sweep imgbench sweep --method img --task shapes-val $B $S --param ip_scale=0.2,0.4,0.8
   local default v against=""  # the point equal to the current default is the plain `shapes/img` row
-  default=$(sed -n 's/^  ip_scale: //p' methods/img/shapes.yaml)
+  default=$(sed -n 's/^  ip_scale: \([0-9.]*\)$/\1/p' methods/img/shapes.yaml)
   for v in 0.2 0.4 0.8; do
     if [ "$v" = "$default" ]; then against="${against}shapes/img,"; else against="${against}shapes/img@ip_scale=$v,"; fi
   done

@@ -26,4 +26,4 @@ choice = PAPER if means.get(PAPER) == best else min(s for s, m in means.items() 
 for scale, mean in sorted(means.items()):
     print(f"ip_scale {scale}: shapes-val mean {mean:.4f}{'  <- chosen' if scale == choice else ''}")
 text = DEFAULTS.read_text()
-DEFAULTS.write_text(re.sub(r"(?m)^  ip_scale: .*$", f"  ip_scale: {choice}", text))
+DEFAULTS.write_text(re.sub(r"(?m)^  ip_scale: [0-9.]+$", f"  ip_scale: {choice}", text))
