@@ -96,7 +96,9 @@ class LlavaTrainer(ResumableTrainer):
     def data_record(self) -> dict[str, Any]:
         """What the part saw: renders come from the renderer's own RNG (no diffusion noise, so no seeds);
         generated drawings carry the seeds `llava-data` drew them with (DESIGN §8)."""
-        renders = "train captions; renders with one error (renderer RNG seeded by (seed, step)), target = the fix"
+        renders = ("train captions; renders (renderer RNG seeded by (seed, step)), target = the caption"
+                   if self.config.base else
+                   "train captions; renders with one error (renderer RNG seeded by (seed, step)), target = the fix")
         if self.generated is None:
             return data_record([], seeds.SPLIT_VERSION, renders=renders)
         drawn = llava_generated.data_of(self.config.generated)
