@@ -19,17 +19,17 @@ ALIGNER="--model shapes --templates methods/img/shapes/templates.json --depth 2 
 STEPS=${STEPS:-2000}
 mkdir -p "$R" "$W"
 
-timed() {  # timed NAME COMMAND...: run it and append its wall time to results/shapes/timing.txt
-  local name=$1 start=$SECONDS; shift
+timed() {  # timed NAME COMMAND...: run it and append its wall time to results/shapes/timing.txt (a rerun that
+  local name=$1 start=$SECONDS; shift  # finds its work cached appends its own, shorter line: read the first one)
   "$@"
-  echo "$name: $((SECONDS - start)) s" | tee -a "$R/timing.txt"
+  echo "$name: $((SECONDS - start)) s ($(date -u +%FT%TZ))" | tee -a "$R/timing.txt"
 }
 
 llava() {  # shapes-llava retrained on drawings with seeds 1,000-7,087 (2 per train caption), then its accuracy
   [ -f "$W/llava-data.npz" ] || timed llava-data imgbench train shapes llava-data --out "$W/llava-data.npz"
   timed llava-train imgbench train shapes llava --workdir "$W/llava" --steps 1500 --generated "$W/llava-data.npz" \
     --export
-  timed eval-llava imgbench train shapes eval-llava 2>&1 | tee "$R/eval-llava.txt"
+  timed eval-llava imgbench train shapes eval-llava 2>&1 | grep "instruction accuracy" | tee "$R/eval-llava.txt"
 }
 
 llava_base() {  # the caption-only ablation: renders only (no diffusion noise), retrained so its manifest says so
