@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from dpo_helpers import one_thread, render_pairs, same, weights  # noqa: F401 - one_thread: autouse fixture
+from dpo_helpers import one_thread, same, weights  # noqa: F401 - one_thread: autouse fixture
 from models_support import folders, make_model, max_diff, requests
 from shapes_helpers import tiny_snapshot
 
@@ -16,6 +16,7 @@ from imgbench.components import build_model, resolve_method_params
 from imgbench.dpo.backbones import build_backbone
 from imgbench.dpo.data import PairData
 from imgbench.dpo.trainer import DPOConfig, DPOTrainer
+from imgbench.testing import render_pairs
 from imgbench.worlds.shapes.model import ShapesModel
 
 PROMPTS = ["a red cat on a box", "the blue dog"]

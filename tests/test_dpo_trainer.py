@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dpo_helpers import one_thread, render_pairs, same, weights  # noqa: F401 - one_thread: autouse fixture
+from dpo_helpers import one_thread, same, weights  # noqa: F401 - one_thread: autouse fixture
 from shapes_helpers import tiny_snapshot
 
 from imgbench.dpo.backbones import build_backbone
@@ -19,6 +19,7 @@ from imgbench.dpo.data import PairData
 from imgbench.dpo.loss import dpo_terms, per_sample_error
 from imgbench.dpo.trainer import DPOConfig, DPOTrainer
 from imgbench.errors import UserError
+from imgbench.testing import render_pairs
 
 PICKAPIC = Path(__file__).parent / "fixtures" / "img" / "pickapic_v2_tiny.parquet"
 
