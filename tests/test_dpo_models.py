@@ -4,6 +4,8 @@ UNet (export, `unet_path`, `shapes-dpo`, held-out evaluation), and the errors a 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +22,7 @@ from imgbench.testing import render_pairs
 from imgbench.worlds.shapes.model import ShapesModel
 
 PROMPTS = ["a red cat on a box", "the blue dog"]
+PICKAPIC = Path(__file__).parent / "fixtures" / "img" / "pickapic_v2_tiny.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,19 @@ def test_sd_unet_steps_change_only_the_policy_and_export_as_unet_path(kind, tmp_
     base, tuned = make_model(kind, ip=False), make_model(kind, ip=False, unet_path=str(out))
     assert max_diff(base.generate(requests()[:1])[0], tuned.generate(requests()[:1])[0]) > 0
     assert tuned.parts()[0]["seeds"] == [[90_000, 90_007]] and base.parts() == []
+
+
+def test_cli_trains_sd15_on_a_pickapic_folder(tmp_path, cli):
+    folder = tmp_path / "pickapic"
+    folder.mkdir()
+    shutil.copy(PICKAPIC, folder / "train-00000.parquet")  # 8×8 JPEGs, resized and cropped to --resolution
+    status, _, _ = cli("train", "dpo", "--model", "sd15", "--model-path", folders()["sd15"], "--pairs", folder,
+                       "--resolution", "32", "--batch", "2", "--accumulate", "2", "--steps", "2", "--warmup", "0",
+                       "--caption-dropout", "0.2", "--workdir", tmp_path / "w", "--out", tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert status == 0 and manifest["step"] == 2 and manifest["pairs"]["n"] == 4
+    assert manifest["pairs"]["files"] == [["train-00000.parquet", PICKAPIC.stat().st_size]]
+    assert manifest["data"]["seeds"] is None and manifest["base_model"]["family"] == "sd15"
 
 
 def test_cli_trains_the_shapes_unet_exports_it_and_evaluates_it(shapes, cli, caplog):

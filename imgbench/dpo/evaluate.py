@@ -1,7 +1,7 @@
 """Implicit reward accuracy of a DPO-trained UNet on held-out pairs, with 95% intervals.
 
 Diffusion-DPO's implicit reward of an image is how much the trained UNet lowered its denoising error relative to
-the reference (Wallace et al., §4); a pair is ranked right when the winner's error fell more than the loser's.
+the reference (Wallace et al., 2024); a pair is ranked right when the winner's error fell more than the loser's.
 One noise draw at one timestep is a noisy estimate of that, so each pair is scored at `timesteps` timesteps,
 one drawn from each of that many equal strata of the schedule, with noise seeded by (seed, pair id, stratum):
 a pair's draws never depend on the batch or on which other pairs are evaluated. The pair's margin is the mean

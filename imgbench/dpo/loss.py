@@ -1,4 +1,4 @@
-"""The Diffusion-DPO objective (Wallace et al., CVPR 2024, Eq. 14), as the authors' train.py computes it.
+"""The Diffusion-DPO objective (Wallace et al., CVPR 2024; arXiv 2311.12908), as the authors' train.py computes it.
 
 The likelihood ratio of a diffusion model is replaced by its denoising error: for a pair (winner w, loser l)
 noised with the same noise at the same timestep, e(x) is the per-sample mean squared error of a UNet's output

@@ -1,4 +1,4 @@
-"""The Diffusion-DPO training loop (Wallace et al., CVPR 2024, §4): resumable, bit-reproducible, exported in
+"""The Diffusion-DPO training loop (Wallace et al., CVPR 2024): resumable, bit-reproducible, exported in
 diffusers layout.
 
 Per step: the pairs of (seed, step) (data.py), each winner and loser noised with the same noise at the same
@@ -157,7 +157,7 @@ class DPOTrainer(ResumableTrainer):
 def pair_terms(backbone: Backbone, policy: Any, reference: Any, prompts: list[str], x0: Any, noise: Any, t: Any,
                beta: float) -> DPOTerms:
     """The objective for n pairs: x0 holds the n winners then the n losers, and a pair's two images are noised
-    with the same `noise` row at the same timestep `t` (Wallace et al., §4); the reference runs without gradient."""
+    with the same `noise` row at the same timestep `t` (Wallace et al.); the reference runs without gradient."""
     import torch
 
     n = len(prompts)
