@@ -141,6 +141,18 @@ def read_pickapic(paths: Sequence[str | Path], limit: int | None = None) -> Iter
                     return
 
 
+def source_identity(source: str | Path, limit: int | None = None) -> dict[str, Any]:
+    """What a trained part's manifest (and the IMG cache key) records of its pairs: a JSONL file's sha256, or
+    the names and sizes of Pick-a-Pic shards (hundreds of GB: hashing them would take longer than training)."""
+    from imgbench.util.hashing import sha256_file
+
+    path = Path(source)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if path.is_file() and path.suffix == ".jsonl":
+        return {"source": str(path.resolve()), "sha256": sha256_file(path), "limit": limit}
+    return {"source": str(path.resolve()), "files": [[f.name, f.stat().st_size] for f in files], "limit": limit}
+
+
 def read_pair_source(source: str | Path, limit: int | None = None) -> Iterator[Pair]:
     """A pairs JSONL (from `imgbench pairs`), a Pick-a-Pic parquet file, or a folder of parquet shards."""
     path = Path(source)

@@ -36,8 +36,9 @@ def seeds_in(seeds: Iterable[int], ranges: Sequence[Sequence[int]]) -> list[int]
     return sorted(s for s in set(seeds) if any(low <= s <= high for low, high in ranges))
 
 
-def data_record(seeds: Iterable[int], split_version: int, **facts: Any) -> dict[str, Any]:
-    """The `data` block a trainer writes into its part's manifest."""
+def data_record(seeds: Iterable[int], split_version: int | None, **facts: Any) -> dict[str, Any]:
+    """The `data` block a trainer writes into its part's manifest (`split_version`: the shapes world's seed protocol,
+    None for data outside it)."""
     return {"split_version": split_version, "seeds": seed_ranges(seeds), **facts}
 
 

@@ -132,7 +132,8 @@ def open_run(plan: RunPlan) -> None:
         "model": plan.model_spec.name,
         "method": plan.method_spec.name,
         "task_source": str(plan.task.spec.yaml_path),
-        "parts": plan.method.parts(),  # what the method's trained parts saw; follows from the identity's digests
+        # what the model's and the method's trained parts saw; follows from the identity's digests
+        "parts": plan.model.parts() + plan.method.parts(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "created_by": environment_facts(plan.request.command),
     }

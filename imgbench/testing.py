@@ -1,4 +1,4 @@
-"""Fakes that exercise the whole pipeline without torch: the `dummy` model, method and scorer.
+"""Fakes that exercise the whole pipeline without torch: the `dummy` model, method and scorer, and render pairs.
 
 They live in the package (not in tests/) so plugin authors can test against them too. Images are
 deterministic functions of (prompt text, seed); an optional per-image delay lets tests interrupt
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,3 +112,34 @@ class DummyScorer(Scorer):
             value = float(np.asarray(image.convert("RGB"), dtype=float)[..., channel].mean() / 255.0)
             results.append(ScoreResult(value=value, details={"channel": "RGB"[channel]}))
         return results
+
+
+RENDER_PAIRS_FIRST_SEED = 90_000
+"""Seeds recorded for render pairs: in the parts' range (DESIGN §8), as real pairs' are."""
+
+
+def render_pairs(folder: Path, n: int, prompts: list[str] | None = None) -> Path:
+    """Preference pairs without a model, for trainers' tests and benchmarks: `n` pairs of shapes train captions,
+    winner = a render of the caption's scene, loser = a render of another train caption's scene, written as an
+    imgbench pairs JSONL (PNG files beside it) with seeds recorded from RENDER_PAIRS_FIRST_SEED on. `prompts`
+    replaces the captions (for models that are not the shapes world)."""
+    import json
+
+    from imgbench.worlds.shapes.grammar import SKILLS, splits
+    from imgbench.worlds.shapes.render import draw, layout
+
+    folder.mkdir(parents=True, exist_ok=True)
+    train = [row for skill in SKILLS for row in splits()["train"][skill][:4]]
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(n):
+        (caption, spec, _), (_, other, _) = train[i % len(train)], train[(i + 7) % len(train)]
+        for name, scene in (("w", spec), ("l", other)):
+            Image.fromarray(draw(layout(scene, rng))).save(folder / f"{i}-{name}.png")
+        seed = RENDER_PAIRS_FIRST_SEED + 2 * i
+        lines.append(json.dumps({"id": f"p{i}", "prompt": prompts[i % len(prompts)] if prompts else caption,
+                                 "prompt_id": f"c{i % len(train)}", "winner": f"{i}-w.png", "loser": f"{i}-l.png",
+                                 "winner_seed": seed, "loser_seed": seed + 1}))
+    path = folder / "pairs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path

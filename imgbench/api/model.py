@@ -57,5 +57,11 @@ class Model(ABC):
         CPU float32: the `zero-tokens` control (imgbench.controls) regenerates with them."""
         raise NotImplementedError(f"model {self.name!r} has no IP-Adapter (image tokens)")
 
+    def parts(self) -> list[dict[str, Any]]:
+        """Trained parts of this model whose training data imgbench drew (a UNet from `imgbench train dpo`), each
+        as `imgbench.provenance.read_part` gives it, so a run can say whether they saw its seeds (DESIGN §8).
+        Released weights are not listed: their training noise is not ours to know."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Free accelerator memory; a no-op by default."""

@@ -1,4 +1,4 @@
-"""`imgbench train <what>`: training commands (the shapes world's components, IMG aligners).
+"""`imgbench train <what>`: training commands (the shapes world's components, IMG aligners, Diffusion-DPO).
 
 Each trainer lives with its component and is listed in TRAINERS as name → (module, one-line
 help); the module exposes `add_arguments(parser)` and `main(args) -> int`. Trainer modules are
@@ -14,6 +14,8 @@ import importlib
 TRAINERS: dict[str, tuple[str, str]] = {
     "shapes": ("imgbench.worlds.shapes.train_cli", "the shapes world (unet, clip, ip-adapter, llava, eval, export)"),
     "img": ("imgbench.methods.img.train_cli", "IMG Implicit Aligner on preference pairs (IUPO objective)"),
+    "dpo": ("imgbench.dpo.cli", "Diffusion-DPO: finetune a UNet (sd15, sdxl, shapes) on preference pairs"),
+    "dpo-eval": ("imgbench.dpo.eval_cli", "a DPO UNet's implicit reward accuracy on held-out pairs, with 95% CIs"),
 }
 
 

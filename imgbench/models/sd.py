@@ -8,10 +8,12 @@ UNet's attention processors and `encoder_hid_proj`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgbench.models.diffusers_base import DiffusersModel, dtype_kwarg, torch_dtype
 from imgbench.models.hub import WeightSource
+from imgbench.provenance import read_part
 
 if TYPE_CHECKING:
     import torch
@@ -65,6 +67,15 @@ class StableDiffusionModel(DiffusersModel):
                          memory_gb=memory_gb,
                          settings={"negative_prompt": negative_prompt, "weights_variant": self.variant,
                                    "ip_adapter": self.ip_settings or None})
+
+    def parts(self) -> list[dict[str, Any]]:
+        """A local UNet folder (`--model-arg unet_path=DIR`, e.g. from `imgbench train dpo`) is a trained part whose
+        manifest may say which seeds its pairs were drawn with (DESIGN §8)."""
+        unet = self.resolved.get("unet")
+        if unet is None or not unet.source.local_path:
+            return []
+        folder = Path(unet.source.local_path)
+        return [read_part(f"unet {folder}", folder / "manifest.json")]
 
     def _load_pipeline(self) -> Any:
         import diffusers

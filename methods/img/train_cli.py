@@ -77,16 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for aligner.safetensors, aligner.json, log, checkpoint")
 
 
-def _pairs_identity(source: str, limit: int | None) -> dict[str, Any]:
-    from imgbench.util.hashing import sha256_file
-
-    path = Path(source)
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    if path.is_file() and path.suffix == ".jsonl":
-        return {"source": str(path.resolve()), "sha256": sha256_file(path), "limit": limit}
-    return {"source": str(path.resolve()), "files": [[f.name, f.stat().st_size] for f in files], "limit": limit}
-
-
 def _guidance(args: argparse.Namespace, model: Any) -> tuple[Any, dict[str, Any]]:
     from imgbench.methods.img.guidance import build_templates, text_guidance
 
@@ -182,7 +172,7 @@ def _train(args: argparse.Namespace) -> int:
         if not (args.pairs and args.model):
             raise UserError(f"no complete cache in {cache_dir}: give --pairs and --model (and --mllm) to build it.")
         from imgbench.components import build_model
-        from imgbench.pairs import read_pair_source
+        from imgbench.pairs import read_pair_source, source_identity
         from imgbench.util.text import parse_key_values
 
         model_spec, model = build_model(args.model, parse_key_values(args.model_arg, "--model-arg"), args.device,
@@ -190,7 +180,7 @@ def _train(args: argparse.Namespace) -> int:
         if not model.supports_image_tokens:
             raise UserError(f"model {model_spec.name!r} has no IP-Adapter (image tokens); IMG needs one.")
         guidance, guidance_identity = _guidance(args, model)
-        identity = {"pairs": _pairs_identity(args.pairs, args.limit),
+        identity = {"pairs": source_identity(args.pairs, args.limit),
                     "model": {"name": model_spec.name, **model.identity()}, "guidance": guidance_identity}
         options = CacheOptions(shard_size=args.shard_size, dtype=args.cache_dtype, pooling=args.pooling)
         build_cache(cache_dir, read_pair_source(args.pairs, args.limit), identity, model.encode_image, guidance,

@@ -21,11 +21,14 @@ from PIL import Image
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest
 from imgbench.errors import UserError
+from imgbench.provenance import read_part
 from imgbench.worlds.shapes import ip_adapter, nets
 from imgbench.worlds.shapes.grammar import GRAMMAR_HELP, unknown_words
 from imgbench.worlds.shapes.render import CANVAS
 
 SHIPPED = Path(__file__).parent / "weights"
+SHIPPED_DPO = Path(__file__).parent / "weights-dpo"
+"""The `shapes-dpo` UNet (`imgbench train dpo --model shapes`, docs/dpo.md): unet/ and manifest.json."""
 #: Networks always run on chunks of exactly this many rows (the last one zero-padded): CPU kernels pick
 #: their blocking by batch size, so a free batch size changes the last float bits and, through CFG, pixels.
 CHUNK = 16
@@ -33,11 +36,16 @@ PARTS = ("tokenizer", "text_encoder", "unet", "scheduler")
 IP_PARTS = ("ip_adapter", "image_encoder")
 
 
-def weights_digest(folder: Path) -> str:
-    """sha256 over the names and bytes of every weight, config and tokenizer file (the run-cache key)."""
+def weights_digest(folder: Path, unet_folder: Path | None = None) -> str:
+    """sha256 over the names and bytes of every weight, config and tokenizer file (the run-cache key); with
+    `unet_folder` (a swapped-in UNet) its files replace the folder's unet/."""
     digest = hashlib.sha256()
-    for path in sorted(p for part in PARTS + IP_PARTS for p in (folder / part).rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
+    unet_folder = unet_folder or folder / "unet"
+    files = [(p, p.relative_to(folder)) for part in PARTS + IP_PARTS if part != "unet"
+             for p in (folder / part).rglob("*") if p.is_file()]
+    files += [(p, "unet" / p.relative_to(unet_folder)) for p in unet_folder.rglob("*") if p.is_file()]
+    for path, name in sorted(files, key=lambda item: str(item[1])):
+        digest.update(str(name).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -79,13 +87,20 @@ class ShapesModel(Model):
     preferred_batch_size = 64  # four CHUNKs: a batch of 1 would run 15 padding rows per image
 
     def __init__(self, model_path: str | None = None, guidance: float | None = None, steps: int = 25,
-                 device: str = "cpu", dtype: str = "fp32") -> None:
+                 device: str = "cpu", dtype: str = "fp32", unet_path: str | None = None) -> None:
+        """`unet_path`: a folder holding `unet/` (e.g. `imgbench train dpo --out DIR`) that replaces the
+        weights' UNet; tokenizer, text encoder, sampler and IP-Adapter still come from `model_path`."""
         self.folder = Path(model_path) if model_path else SHIPPED
         missing = [part for part in PARTS if not (self.folder / part).is_dir()]
         if missing:
             raise UserError(f"the shapes model's weights are missing from {self.folder} ({', '.join(missing)}). "
                             f"Reinstall imgbench, or train and export them: `imgbench train shapes unet --workdir "
                             f"W` then `imgbench train shapes export --workdir W --step N --guidance G`.")
+        self.unet_path = Path(unet_path) if unet_path else None
+        self.unet_folder = self.unet_path / "unet" if self.unet_path else self.folder / "unet"
+        if not (self.unet_folder / "config.json").is_file():
+            raise UserError(f"--model-arg unet_path={unet_path}: expected a UNet in diffusers layout at "
+                            f"{self.unet_folder} (config.json + weights), as `imgbench train dpo --out DIR` writes.")
         manifest_path = self.folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         self.guidance = float(guidance if guidance is not None else manifest.get("sampling", {}).get("guidance", 1.0))
@@ -97,8 +112,26 @@ class ShapesModel(Model):
         self.device, self.dtype = device, dtype
         # Per instance: a snapshot without an adapter (early training) cannot take image tokens.
         self.supports_image_tokens = all((self.folder / part).is_dir() for part in IP_PARTS)
-        self._digest = weights_digest(self.folder)
+        self._digest = weights_digest(self.folder, self.unet_folder)
         self._parts: dict[str, Any] | None = None
+
+    def parts(self) -> list[dict[str, Any]]:
+        """A swapped-in UNet is a trained part whose manifest says which seeds its pairs were drawn with (DESIGN
+        §8); the world's own networks are its foundation model and are not listed."""
+        if self.unet_path is None:
+            return []
+        return [read_part(f"unet {self.unet_path}", self.unet_path / "manifest.json")]
+
+    def load_networks(self) -> tuple[Any, Any, Any]:
+        """Tokenizer, text encoder and UNet in fp32, without the IP-Adapter: what generation attaches the adapter
+        to, and what the DPO trainer starts from."""
+        import torch
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        text = CLIPTextModel.from_pretrained(self.folder / "text_encoder", torch_dtype=torch.float32)
+        unet = UNet2DConditionModel.from_pretrained(self.unet_folder, torch_dtype=torch.float32)
+        return nets.load_tokenizer(self.folder / "tokenizer"), text, unet
 
     def identity(self) -> dict[str, Any]:
         return {"version": 1, "weights_sha256": self._digest, "guidance": self.guidance, "steps": self.steps,
@@ -106,15 +139,11 @@ class ShapesModel(Model):
 
     def _load(self) -> dict[str, Any]:
         if self._parts is None:
-            import torch
-            from diffusers import UNet2DConditionModel
-            from transformers import CLIPModel, CLIPTextModel
+            from transformers import CLIPModel
 
-            text = CLIPTextModel.from_pretrained(self.folder / "text_encoder", torch_dtype=torch.float32)
-            unet = UNet2DConditionModel.from_pretrained(self.folder / "unet", torch_dtype=torch.float32)
-            self._parts = {"tokenizer": nets.load_tokenizer(self.folder / "tokenizer"),
-                           "text": text.eval().to(self.device), "unet": unet.eval().to(self.device),
-                           "sampler": nets.load_sampler(self.folder)}
+            tokenizer, text, unet = self.load_networks()
+            self._parts = {"tokenizer": tokenizer, "text": text.eval().to(self.device),
+                           "unet": unet.eval().to(self.device), "sampler": nets.load_sampler(self.folder)}
             if self.supports_image_tokens:
                 from safetensors.torch import load_file
 
@@ -224,3 +253,21 @@ class ShapesModel(Model):
                 raise UserError(f"image_tokens must have shape ({n}, {zero.shape[1]}, {zero.shape[2]}), "
                                 f"got {tuple(tokens.shape)}.")
         return torch.cat([tokens, zero.expand(n, -1, -1)]) if guided else tokens
+
+
+class ShapesDPOModel(ShapesModel):
+    """Model `shapes-dpo`: the shapes model with the UNet Diffusion-DPO finetuned on the IMG aligner's pairs
+    (Wallace et al., CVPR 2024; docs/dpo.md), and the world's text encoder and IP-Adapter unchanged, as the IMG
+    paper reuses SDXL's aligner and IP-Adapter on SDXL-DPO."""
+
+    name = "shapes-dpo"
+
+    def __init__(self, unet_path: str | None = None, **kwargs: Any) -> None:
+        folder = Path(unet_path) if unet_path else SHIPPED_DPO
+        if not (folder / "unet" / "config.json").is_file():
+            raise UserError(f"the shapes-dpo UNet is not in {folder} (no unet/config.json): it is trained on the "
+                            f"pairs the IMG aligner learns from, with `imgbench train dpo --model shapes --pairs "
+                            f"results/runs/img-shapes/pairs.jsonl --workdir /work/shapes-train/dpo --out "
+                            f"{SHIPPED_DPO}` (docs/dpo.md), or point at a trained one with --model-arg "
+                            f"unet_path=DIR.")
+        super().__init__(unet_path=str(folder), **kwargs)

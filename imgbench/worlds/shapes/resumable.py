@@ -22,9 +22,18 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 
 
+def format_seconds(seconds: float) -> str:
+    """'1h02m', '3m05s', '12s': an ETA a log reader takes in at a glance."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 class ResumableTrainer:
     """Subclasses call `super().__init__`, set `optimizer`, then `resume()`, and implement `train_step`,
-    `trainable_state` and `load_trainable_state` (and `snapshot` if they snapshot)."""
+    `trainable_state` and `load_trainable_state` (and `snapshot` if they snapshot, `step_metrics` if a step
+    measures more than its loss)."""
 
     optimizer: Any
 
@@ -37,6 +46,11 @@ class ResumableTrainer:
 
     def train_step(self) -> float:
         raise NotImplementedError
+
+    def step_metrics(self) -> dict[str, float]:
+        """Numbers the last `train_step` measured besides its loss (the DPO trainer's reward accuracy); they are
+        averaged over the log window into the history and the log line like the loss."""
+        return {}
 
     def trainable_state(self) -> dict[str, Any]:
         """The tensors to checkpoint besides the optimizer; by default the one network `self.model`."""
@@ -116,17 +130,22 @@ class ResumableTrainer:
             snapshot_every: int = 0, log_every: int = 50, on_step: Any = None) -> None:
         """Train until `max_steps` (or `minutes` of wall time), checkpointing as it goes and at the end."""
         start = last_save = time.monotonic()
-        window: list[float] = []
+        first_step, first_wall = self.step, self.wall_seconds
+        window: list[dict[str, float]] = []
         while self.step < max_steps:
             tick = time.monotonic()
-            window.append(self.train_step())
+            loss = self.train_step()
+            window.append({"loss": loss, **self.step_metrics()})
             self.wall_seconds += time.monotonic() - tick
             if on_step:
                 on_step(self.step)
             if self.step % log_every == 0 or self.step == max_steps:
-                loss = sum(window) / len(window)
-                self.history.append({"step": self.step, "loss": loss, "wall_seconds": round(self.wall_seconds, 1)})
-                logger.info("step %d loss %.4f (%.2f s/step)", self.step, loss, self.wall_seconds / max(1, self.step))
+                means = {key: sum(row[key] for row in window) / len(window) for key in window[0]}
+                self.history.append({"step": self.step, **means, "wall_seconds": round(self.wall_seconds, 1)})
+                per_step = (self.wall_seconds - first_wall) / (self.step - first_step)
+                shown = " ".join(f"{key} {value:.4f}" for key, value in means.items())
+                logger.info("step %d %s (%.2f s/step, eta %s)", self.step, shown, per_step,
+                            format_seconds(per_step * (max_steps - self.step)))
                 window = []
             if snapshot_every and self.step % snapshot_every == 0:
                 self.save()
