@@ -6,14 +6,12 @@ the per-item scores, so sharded and unsharded runs write identical files.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from imgbench.api.records import Prompt
 from imgbench.stats import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, summarise
 from imgbench.store import RunStore, decode_value
-from imgbench.util.io import atomic_write_json
 
 
 def compute_metrics(store: RunStore, items: Sequence[tuple[Prompt, int]], item_set: dict[str, Any],
@@ -31,7 +29,7 @@ def compute_metrics(store: RunStore, items: Sequence[tuple[Prompt, int]], item_s
             return None
         values = [decode_value(rows[(p.id, s)]) for p, s in items]
         ids = [p.id for p, _ in items]
-        identity = json.loads((store.root / "scores" / f"{key}.json").read_text())
+        identity = store.read_scorer_meta(key)
         by_tag = {}
         for tag in sorted({t for p, _ in items for t in p.tags}):
             chosen = [i for i, (p, _) in enumerate(items) if tag in p.tags]
@@ -45,5 +43,5 @@ def write_metrics_if_complete(store: RunStore, items: Sequence[tuple[Prompt, int
                               scorer_keys: Sequence[str], primary: str) -> dict[str, Any] | None:
     metrics = compute_metrics(store, items, item_set, scorer_keys, primary)
     if metrics is not None:
-        atomic_write_json(store.metrics_json, metrics)
+        store.write_metrics(metrics)
     return metrics
