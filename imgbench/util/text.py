@@ -63,8 +63,8 @@ def check_seeds(seeds: list[int] | tuple[int, ...], where: str) -> tuple[int, ..
                         f"seeds over several invocations (they extend the same run).")
     bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
     if bad:
-        raise UserError(f"{where}: seed {bad[0]!r} is not an integer from 0 to {MAX_SEED} (2^32-1, the range every "
-                        f"generator accepts).")
+        raise UserError(f"{where}: seed {bad[0]!r} is not an integer from 0 to {MAX_SEED} (seeds are non-negative "
+                        f"and at most 2^32-1, the range every generator accepts).")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"{where}: seeds repeat a value; each seed may appear once.")
     return tuple(seeds)
