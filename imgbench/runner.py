@@ -176,6 +176,11 @@ def generate_phase(plan: RunPlan) -> int:
         missing = [(p, s) for p, s in plan.own_items if (p.id, s) not in found.valid and (p.id, s) not in blocked]
         if not missing:
             return 0
+        orphans = [(p.id, s) for p, s in missing if (store.root / store.image_relpath((p.id, s))).exists()]
+        if orphans:
+            logger.warning("%s: %d image(s) on disk without a trusted record (a damaged or lost record file, or a "
+                           "write interrupted between image and record), e.g. %s; regenerated", store.root,
+                           len(orphans), store.image_relpath(orphans[0]))
         plan.method.prepare(plan)
         height, width = plan.task.spec.height, plan.task.spec.width
         with store.appender(own) as out, \
@@ -248,9 +253,14 @@ def score_items(store: RunStore, scorer: Scorer, items: Sequence[tuple[Prompt, i
         generations = store.load_generations(verify=False)
     own = store.scores_file(key, shard)
     with store.lock(store.lock_name(own)):
+        if store.scorer_meta_file(key).exists() and not store.score_files(key):
+            logger.warning("%s: the rows of %s are missing though its identity file is there (a deleted rows "
+                           "file); every item is rescored", store.root, key)
+        found, blocked = heal(store, lambda: audit_scores(store, key, generations), store.lock_name(own))
+        own.parent.mkdir(parents=True, exist_ok=True)
+        own.touch()  # before the identity file, so "identity without rows" always means rows were lost
         store.write_scorer_meta(key, {"identity": scorer.identity(), "higher_is_better": scorer.higher_is_better,
                                       "range": [scorer.value_range[0], scorer.value_range[1]]})
-        found, blocked = heal(store, lambda: audit_scores(store, key, generations), store.lock_name(own))
         todo = [(p, s) for p, s in items
                 if (p.id, s) in generations and (p.id, s) not in found.valid and (p.id, s) not in blocked]
         if not todo:
@@ -300,6 +310,7 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     plan = plan_run(request)
     scorers = build_scorers(request.scorers or plan.task.spec.scorers, request.scorer_args) if score else []
     plan.store.check_identity(plan.identity)
+    had_metrics = plan.store.metrics_json.exists()
     open_run(plan)
     generated = generate_phase(plan)
     scored: dict[str, int] = {}
@@ -312,6 +323,10 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
         primary = plan.task.spec.primary_scorer if plan.task.spec.primary_scorer in scored else scorers[0].name
         metrics = write_metrics_if_complete(plan.store, plan.items, item_set(plan),
                                             [scorer_key(s) for s in scorers], primary)
+        if metrics is not None and not had_metrics and not generated and not any(scored.values()):
+            logger.warning("%s was missing though every item was already generated and scored (deleted, or a "
+                           "process was killed before writing it); recomputed from the records",
+                           plan.store.metrics_json)
     plan.store.remove_stale_temp_files()
     return RunOutcome(plan=plan, generated=generated, scored=scored, metrics=metrics)
 

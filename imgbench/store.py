@@ -196,7 +196,7 @@ class RunStore:
     def _damaged(self, problem: str) -> DamagedRunError:
         return DamagedRunError(
             f"run folder {self.root} is damaged: {problem}. Its images and scores cannot be attributed to a model "
-            f"and method, so imgbench will not use them: move the folder away (mv {self.root} {self.root}.damaged) "
+            f"and method, so imgbench will not use them: move the folder out of the results folder (or delete it) "
             f"and rerun the command that made it (invocations.jsonl in the folder lists it).")
 
     def read_manifest(self) -> dict[str, Any]:
@@ -303,10 +303,13 @@ class RunStore:
     def write_scorer_meta(self, scorer_key: str, meta: dict[str, Any]) -> None:
         """The scorer's identity file, derived from the scorer: written if missing, rewritten if damaged."""
         path = self.scorer_meta_file(scorer_key)
-        if create_exclusive_json(path, meta):
-            return
         problem = self._scorer_meta_problem(scorer_key)
         if problem is None:
+            return
+        if problem == "is missing":
+            if create_exclusive_json(path, meta) and any(p.stat().st_size for p in self.score_files(scorer_key)):
+                logger.warning("%s was missing though the run has rows of this scorer; rewritten from the scorer",
+                               path)
             return
         logger.warning("%s %s; rewritten from the scorer", path, problem)
         atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -172,6 +172,8 @@ def append_line(path: str | Path, record: dict[str, Any]) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
+            logger.warning("%s: the last line was cut short (a process was killed while writing it); it is kept "
+                           "as it is and this record starts a new line", path)
             line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
