@@ -68,6 +68,7 @@ def test_damage_is_detected_and_healed(world, kind, hardening_reference, tmp_pat
     assert status == 0, err
     if kind["outcome"] == "healed":
         assert kind["detected"] in caplog.text, caplog.text
+    assert "--shard" not in caplog.text + err, "resuming never calls for another shard"
     assert dict(calls.generated) == dict.fromkeys(regenerate, 1), "each touched item regenerated exactly once"
     assert {name: dict(c) for name, c in calls.scored.items() if c} == \
         {name: dict.fromkeys(keys, 1) for name, keys in rescore.items() if keys}, "each touched row rescored once"

@@ -188,8 +188,8 @@ class TaskSpec:
         """Every key checked for type and range here, so a bad YAML fails with its file and line, not mid-run."""
         check_keys(located, list(cls.KEYS), "task spec")
         data = located.data
-        name = _required_str(located, "task", "task spec")
-        _expect(located, "task", name, str, "a string")
+        _required_str(located, "task", "task spec")
+        name = _expect(located, "task", data["task"], str, "a string")
         check_name(name, f"{located.where('task')}: task name")
         seeds = data.get("seeds", [0, 1, 2, 3])
         _expect(located, "seeds", seeds, list, "a list of non-negative integers")
