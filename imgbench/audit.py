@@ -66,14 +66,22 @@ class Audit:
     def kept_bytes(self, path: Path) -> bytes:
         return b"".join(line.raw + b"\n" for line in self.lines if line.path == path and not line.problem)
 
-    def report(self) -> None:
+    def report(self, per_file: int = 5) -> None:
+        """Log what was dropped: the first `per_file` lines of each file one by one, then a count."""
+        shown: Counter = Counter()
         for line in self.dropped():
+            shown[line.path] += 1
+            if shown[line.path] > per_file:
+                continue
             item = f" (item {line.key[0]}/{line.key[1]})" if line.key else ""
             if line.stale:
                 logger.info("%s:%d: %s%s; it is rescored", line.path, line.number, line.problem, item)
             else:
                 logger.warning("%s:%d: %s%s — not trusted; the item is redone", line.path, line.number,
                                line.problem, item)
+        for path, count in shown.items():
+            if count > per_file:
+                logger.warning("%s: %d more lines not trusted (their items are redone)", path, count - per_file)
         for path in sorted(self.unterminated):
             logger.warning("%s: the last %s is complete but lacks its final newline; kept", path, self.what)
 
