@@ -232,39 +232,28 @@ class RunStore:
         """The lock guarding one record file (a shard's generations, or a shard's rows of one scorer)."""
         return record_file.stem if record_file.parent.name != "scores" else f"scores-{record_file.stem}"
 
-    def _lock_handle(self, name: str) -> Any:
-        lock_dir = self.root / ".locks"
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        return open(lock_dir / f"{name}.lock", "w")
-
-    @contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """Exclusive per-shard lock: a second process on the same shard is refused, not interleaved."""
-        handle = self._lock_handle(name)
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UserError(f"another imgbench process is writing {name} of {self.root}; wait for it to "
-                                f"finish, then rerun (two processes on the same items would make them "
-                                f"twice).") from None
-            yield
-        finally:
-            handle.close()
-
     @contextmanager
     def try_lock(self, name: str) -> Iterator[bool]:
-        """The same lock without waiting: yields whether it was free (then it is held until the block ends)."""
-        handle = self._lock_handle(name)
-        try:
+        """An exclusive per-shard lock, without waiting: yields whether it was free (held until the block ends)."""
+        lock_dir = self.root / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / f"{name}.lock", "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
             yield True
-        finally:
-            handle.close()
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """The lock a writer holds for its whole phase: a second process on the same shard is refused, not
+        interleaved."""
+        with self.try_lock(name) as free:
+            if not free:
+                raise UserError(f"another imgbench process is writing {name} of {self.root}; wait for it to "
+                                f"finish, then rerun (two processes on the same items would make them twice).")
+            yield
 
     # writing ----------------------------------------------------------------------------
     def save_image(self, key: ItemKey, image: Any) -> tuple[str, str]:

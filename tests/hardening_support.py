@@ -289,47 +289,36 @@ def delete_artefact(run: Path, world_items: list[Item]) -> Affected:
     return Affected(regenerate={item})
 
 
-def damage_scorer_meta(run: Path, world_items: list[Item], how: str) -> Affected:
-    path = first_scores_file(run).with_suffix(".json")
-    if how == "delete":
-        path.unlink()
-    else:
-        meta = json.loads(path.read_text())
-        meta["higher_is_better"] = not meta["higher_is_better"]
-        meta["identity"]["version"] = 99
-        path.write_text(json.dumps(meta))
-    return Affected()
+def _flip_direction(meta: dict[str, Any]) -> None:
+    meta["higher_is_better"] = not meta["higher_is_better"]
+    meta["identity"]["version"] = 99
 
 
-def damage_run_json(run: Path, world_items: list[Item], how: str) -> Affected:
-    path = run / "run.json"
+def _edit_mean(metrics: dict[str, Any]) -> None:
+    next(iter(metrics["scorers"].values()))["overall"]["mean"] = 0.123456
+
+
+EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "scorer-direction": _flip_direction,
+    "identity": lambda manifest: manifest["identity"].update(cache_epoch=0),
+    "run-id": lambda manifest: manifest.update(run_id="0" * 12),
+    "mean": _edit_mean,
+}
+
+
+def damage_json(run: Path, world_items: list[Item], file: str, how: str) -> Affected:
+    """Delete, truncate, replace by a list, or edit (EDITS) run.json, metrics.json or the scorer identity file."""
+    path = first_scores_file(run).with_suffix(".json") if file == "scorer-identity" else run / file
     if how == "delete":
         path.unlink()
-    elif how == "garbage":
+    elif how == "truncate":
         path.write_text(path.read_text()[:40])
-    else:
-        manifest = json.loads(path.read_text())
-        if how == "identity":
-            manifest["identity"]["cache_epoch"] = 0
-        else:
-            manifest["run_id"] = "0" * 12
-        path.write_text(json.dumps(manifest))
-    return Affected()
-
-
-def damage_metrics(run: Path, world_items: list[Item], how: str) -> Affected:
-    path = run / "metrics.json"
-    if how == "delete":
-        path.unlink()
-    elif how == "garbage":
-        path.write_text(path.read_text()[:100])
     elif how == "list":
         path.write_text("[]\n")
     else:
-        metrics = json.loads(path.read_text())
-        entry = next(iter(metrics["scorers"].values()))
-        entry["overall"]["mean"] = 0.123456
-        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        content = json.loads(path.read_text())
+        EDITS[how](content)
+        path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
     return Affected()
 
 
@@ -349,7 +338,7 @@ def torn_invocation(run: Path, world_items: list[Item]) -> Affected:
 
 DAMAGES: dict[str, Callable[..., Affected]] = {f.__name__: f for f in (
     duplicate_record, edit_record, insert_garbage, cut, strip_final_newline, delete_file, damage_png,
-    delete_artefact, damage_scorer_meta, damage_run_json, damage_metrics, stale_temp_file, torn_invocation)}
+    delete_artefact, damage_json, stale_temp_file, torn_invocation)}
 
 
 def make_reference(output: Path, world: str, capsys) -> Path:
