@@ -57,8 +57,11 @@ def tasks() -> Registry[TaskSpec]:
 def _component_registry(kind: str, yamls: list[Path]) -> Registry[ComponentSpec]:
     registry: Registry[ComponentSpec] = Registry(kind)
     for path in yamls:
-        spec = ComponentSpec.from_yaml(load_yaml_mapping(path), kind)
+        located = load_yaml_mapping(path)
+        spec = ComponentSpec.from_yaml(located, kind)
         registry.register(spec.name, spec, origin=str(path), aliases=spec.aliases)
+        for variant in spec.variants(located):
+            registry.register(variant.name, variant, origin=f"{path} (variant of {spec.name})")
     for ep in _plugin_entry_points(kind):
         dist = getattr(ep.dist, "name", "a plugin")
         spec = ComponentSpec(name=ep.name, kind=kind, target=ep.value, description=f"plugin from {dist}")

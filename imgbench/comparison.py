@@ -3,7 +3,8 @@
 Everything is recomputed from per-item scores (never from a run's metrics.json, which may cover
 another item set). By default the runs must hold the same (prompt, seed) items; with
 `shared=True` the comparison is restricted to the items all runs share, and the result says how
-many items each run had to leave out.
+many items each run had to leave out. Means and differences use one estimator for every run
+(`imgbench.crossed`: two-way by default, prompts and seeds crossed), the same one metrics.json uses.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
+from imgbench.crossed import TWO_WAY, ItemTable, check_estimator, estimate
 from imgbench.errors import UserError
-from imgbench.paired import check_same_items, compare_paired, describe_items, judge, pair_prompts
+from imgbench.paired import check_same_items, compare_paired, describe_items, holm_adjust, pair_tables
+from imgbench.provenance import leaks
 from imgbench.selection import ItemScores
-from imgbench.stats import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, bootstrap_mean_ci, bootstrap_record, holm
+from imgbench.stats import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, LEVEL
 
 
 def unique_labels(scores: Sequence[ItemScores]) -> list[str]:
@@ -53,47 +54,56 @@ def _check_same_prompts(scores: Sequence[ItemScores]) -> None:
                         f"prompt ids do not name the same prompts. Rerun the older runs on the current task.")
 
 
+def interval_record(method: str, samples: int, seed: int) -> dict[str, Any]:
+    """How the intervals were computed, so a reader can reproduce them (bootstrap draws only where drawn)."""
+    record: dict[str, Any] = {"method": method, "level": LEVEL}
+    if method != TWO_WAY:
+        record.update(samples=samples, seed=seed)
+    return record
+
+
+def compare_tables(tables: dict[str, ItemTable], baseline: str, higher_is_better: bool, tie_tolerance: float = 0.0,
+                   interval: str = TWO_WAY, samples: int = BOOTSTRAP_SAMPLES,
+                   seed: int = BOOTSTRAP_SEED) -> dict[str, Any]:
+    """Each run's mean and every other run against `baseline` (Holm across them), over paired tables."""
+    runs = {label: estimate(table, interval, samples=samples, seed=seed).to_dict() for label, table in tables.items()}
+    others = [label for label in tables if label != baseline]
+    results = holm_adjust([compare_paired(tables[baseline], tables[label], higher_is_better, tie_tolerance, interval,
+                                          samples, seed) for label in others])
+    return {"runs": runs, "comparisons": {label: r.to_dict() for label, r in zip(others, results, strict=True)}}
+
+
 def compare_runs(baseline: ItemScores, others: Sequence[ItemScores], shared: bool = False, tie_tolerance: float = 0.0,
-                 samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> dict[str, Any]:
+                 interval: str = TWO_WAY, samples: int = BOOTSTRAP_SAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> dict[str, Any]:
     """Per-run means, paired differences vs the baseline (with Holm across the others), overall and by tag."""
+    check_estimator(interval)
     scores = [baseline, *others]
     _check_same_prompts(scores)
     labels = unique_labels(scores)
     if len(set(labels)) != len(labels):
         raise UserError(f"a run is listed twice: {', '.join(labels)}.")
     maps, items_record = shared_items(scores, labels, shared)
-    paired = pair_prompts(maps)
-    higher = baseline.higher_is_better
-    tags: dict[str, list[int]] = {}
-    for index, prompt_id in enumerate(paired.prompt_ids):
+    paired = pair_tables(maps)
+    first = paired.tables[labels[0]].compact()
+    tags: dict[str, list[str]] = {}
+    for prompt_id in first.prompt_ids:
         for tag in baseline.tags.get(prompt_id, ()):
-            tags.setdefault(tag, []).append(index)
+            tags.setdefault(tag, []).append(prompt_id)
 
-    def block(index: np.ndarray | None) -> dict[str, Any]:
-        pick = (lambda x: x) if index is None else (lambda x: x[index])
-        base = pick(paired.values[labels[0]])
-        runs = {}
-        for label in labels:
-            values = pick(paired.values[label])
-            low, high = bootstrap_mean_ci(values, samples=samples, seed=seed)
-            runs[label] = {"mean": float(values.mean()), "ci_low": low, "ci_high": high, "n_prompts": int(values.size)}
-        results = [compare_paired(base, pick(paired.values[label]), higher_is_better=higher,
-                                  tie_tolerance=tie_tolerance, samples=samples, seed=seed) for label in labels[1:]]
-        adjusted = holm([r.p_permutation for r in results])
-        comparisons = {}
-        for label, result, p_holm in zip(labels[1:], results, adjusted, strict=True):
-            entry = result.to_dict()
-            entry["p_holm"] = p_holm
-            entry["verdict"] = judge(pick(paired.values[label]) - base, p_holm, higher)
-            comparisons[label] = entry
-        return {"runs": runs, "comparisons": comparisons}
+    def block(tables: dict[str, ItemTable]) -> dict[str, Any]:
+        return compare_tables(tables, labels[0], baseline.higher_is_better, tie_tolerance, interval, samples, seed)
 
     return {
-        "task": baseline.run.task, "scorer": baseline.scorer_key, "higher_is_better": higher,
+        "task": baseline.run.task, "scorer": baseline.scorer_key, "higher_is_better": baseline.higher_is_better,
         "baseline": labels[0], "run_ids": {label: s.run.run_id for label, s in zip(labels, scores, strict=True)},
-        "items": {**items_record, "n_compared": paired.n_items, "n_prompts": len(paired.prompt_ids),
-                  "nonfinite": paired.nonfinite, "mode": "shared" if shared else "identical"},
-        "bootstrap": bootstrap_record(samples, seed), "holm": "over the compared runs, on the permutation p-values",
-        "overall": block(None),
-        "by_tag": {tag: block(np.array(index)) for tag, index in sorted(tags.items())},
+        "items": {**items_record, "n_compared": paired.n_items, "n_prompts": len(first.prompt_ids),
+                  "n_seeds": len(first.seeds), "nonfinite": paired.nonfinite,
+                  "mode": "shared" if shared else "identical"},
+        "interval": interval_record(interval, samples, seed),
+        "holm": f"over the {len(others)} compared run(s), on the p-values of the {interval} test",
+        "leaks": {label: found for label, s in zip(labels, scores, strict=True)
+                  if (found := leaks(s.run.manifest.get("parts", []), first.seeds))},
+        "overall": block(paired.tables),
+        "by_tag": {tag: block(paired.rows(ids)) for tag, ids in sorted(tags.items())},
     }

@@ -81,7 +81,7 @@ def build_model(name: str, model_args: dict[str, Any], device: str | None = None
 
 def resolve_method_params(method: ComponentSpec, model: ComponentSpec, method_args: dict[str, Any]) -> dict:
     defaults = catalog.method_defaults(method, model)
-    return {**method.params, **(defaults.params if defaults else {}), **method_args}
+    return {**method.params, **(defaults.params if defaults else {}), **method.fixed, **method_args}
 
 
 def build_method(name: str, model_spec: ComponentSpec, method_args: dict[str, Any]) -> tuple[ComponentSpec, Method]:

@@ -1,4 +1,5 @@
-"""The static HTML report: the leaderboard, then per prompt each run's images side by side.
+"""The static HTML report: the leaderboard, the comparisons against baseline rows (with Δ per seed),
+then per prompt each run's images side by side.
 
 One self-contained page (inline CSS, no script, no network) whose images are relative links
 into the run folders, so it opens from disk and survives moving the results folder as a whole.
@@ -15,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from imgbench.report import Leaderboard, _num, _rank
+from imgbench.report import Leaderboard, _num, _rank, comparison_table, comparisons_text, method_text
 from imgbench.selection import ItemScores
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ figure img{max-width:256px;image-rendering:pixelated;width:128px}
 figcaption{font-size:.8em;text-align:left}
 pre{white-space:pre-wrap;max-width:256px;font-size:.75em;background:#f6f6f6;text-align:left}
 .tag{background:#eef;border-radius:3px;padding:0 .3em;margin-right:.3em;font-size:.8em}
+.comparisons{font-size:.9em}
+.comparisons td:nth-child(-n+2){white-space:nowrap}
+.comparisons td.per-seed{min-width:12.5em}
 """
 
 
@@ -43,8 +47,8 @@ def _esc(value: Any) -> str:
 
 
 def _leaderboard_table(board: Leaderboard) -> str:
-    head = "".join(f"<th>{_esc(c.title)}<span class='ci'>{c.n_prompts} prompts, {c.n_items} items</span></th>"
-                   for c in board.columns)
+    head = "".join(f"<th>{_esc(c.title)}<span class='ci'>{c.n_prompts} prompts × {c.n_seeds} seeds, {c.n_items} "
+                   f"items</span></th>" for c in board.columns)
     body = []
     for row in board.rows:
         cells = [f"<td>{_esc(row)}</td>"]
@@ -61,6 +65,24 @@ def _leaderboard_table(board: Leaderboard) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<table id='leaderboard'><thead><tr><th>model/method@variant</th>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _comparisons_section(board: Leaderboard) -> str:
+    """One table per column that has comparisons; empty when no row has a baseline."""
+    compared = sorted({c.column for c in board.comparisons})
+    if not compared:
+        return ""
+    parts = [f"<h2 id='comparisons'>Against baseline rows</h2><p>{_esc(comparisons_text(board))}</p>"]
+    for j in compared:
+        header, rows = comparison_table(board, j)
+        head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+        per_seed = next(i for i, h in enumerate(header) if h.startswith("Δ per seed"))
+        body = "".join("<tr class='comparison'>" + "".join(
+            f"<td class='per-seed'>{_esc(v)}</td>" if i == per_seed else f"<td>{_esc(v)}</td>"
+            for i, v in enumerate(row)) + "</tr>" for row in rows)
+        parts.append(f"<h3>{_esc(board.columns[j].title)}</h3><table class='comparisons'><thead><tr>{head}</tr>"
+                     f"</thead><tbody>{body}</tbody></table>")
+    return "".join(parts)
 
 
 def _prompt_texts(task: str) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -141,14 +163,11 @@ def _task_section(task: str, board: Leaderboard, out_dir: Path, max_prompts: int
 
 def render_html(board: Leaderboard, out_dir: Path, max_prompts: int = 50) -> str:
     notes = "".join(f"<li>{_esc(n)}</li>" for n in board.notes)
-    b = board.bootstrap
     tasks = list(dict.fromkeys(c.task for c in board.columns))
-    method = (f"Mean over prompts (seeds averaged) with a {b['interval']} cluster-bootstrap {int(b['level'] * 100)}% "
-              f"CI ({b['samples']} draws, seed {b['seed']}); rank: bootstrap rank interval; best per column in "
-              f"bold; each column over the (prompt, seed) items all its runs share.")
     sections = "".join(_task_section(task, board, out_dir, max_prompts) for task in tasks)
     nav = " · ".join(f"<a href='#task-{_esc(t)}'>{_esc(t)}</a>" for t in tasks)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>imgbench report</title>"
-            f"<style>{STYLE}</style></head><body><h1>imgbench report</h1><p>{_esc(method)}</p>"
+            f"<style>{STYLE}</style></head><body><h1>imgbench report</h1><p>{_esc(method_text(board))}</p>"
             f"<h2>Leaderboard</h2>{_leaderboard_table(board)}<ul class='notes'>{notes}</ul>"
+            f"{_comparisons_section(board)}"
             f"<p>Per-prompt images: {nav}</p>{sections}</body></html>\n")

@@ -1,34 +1,40 @@
 """Paired comparison of two runs on the same (prompt, seed) items (DESIGN §6).
 
-Both runs saw the same prompts and seeds, so the honest question is about the per-prompt
-differences Δ = other − baseline (seeds averaged first): their mean with a paired bootstrap
-interval, a sign-flip permutation test (exact up to 16 prompts), the Wilcoxon signed-rank test
-with zero differences removed explicitly and counted, and win / tie / loss rates per prompt (the
-IMG paper reports win rates). Items are paired by key; runs whose keys differ are refused with
-the missing items named, and non-finite scores are counted, never silently dropped.
+Both runs saw the same prompts and seeds, so the question is about the table of differences
+D[p, s] = other − baseline. Seeds are a crossed factor there too: a method can help on one seed's
+noise tensor (one layout) and hurt on another, for every prompt at once, so D gets the same interval
+as a run's mean (`imgbench.crossed`, two-way by default) and the test is that estimator's test of
+"mean Δ = 0" (two-way: t = mean / se with the Satterthwaite df). Beside them: Δ per seed (a reader
+must see when one seed carries the effect), how many seeds favour each side, and win / tie / loss
+per prompt with seeds averaged (the IMG paper reports win rates). Items are paired by key; runs
+whose keys differ are refused with the missing items named, and non-finite scores are counted,
+never silently dropped.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from imgbench.errors import UserError
-from imgbench.stats import (
-    BOOTSTRAP_SAMPLES,
-    BOOTSTRAP_SEED,
-    LEVEL,
-    bootstrap_indices,
-    finite_or_none,
-    percentile_interval,
+from imgbench.crossed import (
+    PRODUCT_BOOTSTRAP,
+    PROMPT_BOOTSTRAP,
+    TWO_WAY,
+    CrossedMean,
+    ItemKey,
+    ItemTable,
+    check_estimator,
+    estimate_with_test,
 )
+from imgbench.errors import UserError
+from imgbench.stats import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, LEVEL, finite_or_none, holm
 
-ItemKey = tuple[str, int]
-PERMUTATION_SAMPLES = 10000
-EXACT_PERMUTATION_MAX_PROMPTS = 16
+ALPHA = 0.05
+TESTS = {TWO_WAY: "t = mean Δ / se with the interval's df (two-sided)",
+         PRODUCT_BOOTSTRAP: "two-sided percentile product bootstrap",
+         PROMPT_BOOTSTRAP: "two-sided percentile prompt bootstrap (conditional on the seeds)"}
 
 
 def describe_items(keys: Sequence[ItemKey], limit: int = 6) -> str:
@@ -50,161 +56,125 @@ def check_same_items(runs: Mapping[str, Mapping[ItemKey, float]]) -> None:
 
 
 @dataclass(frozen=True)
-class PairedPrompts:
-    """Per-prompt means of each run over the same finite items, ready for paired statistics."""
+class PairedTables:
+    """Each run's prompt × seed table over the same items; an item non-finite in any run is NaN in all."""
 
-    prompt_ids: list[str]
-    values: dict[str, np.ndarray]
-    """Run label → per-prompt means, aligned with prompt_ids."""
+    tables: dict[str, ItemTable]
+    """Run label → table; its `bad` cells are the items that were non-finite in that run."""
     n_items: int
-    nonfinite: dict[str, int]
-    """Run label → items whose score was NaN/inf; such an item is left out of every run's prompt mean."""
+
+    @property
+    def nonfinite(self) -> dict[str, int]:
+        return {label: table.nonfinite for label, table in self.tables.items()}
+
+    def rows(self, prompt_ids: Iterable[str]) -> dict[str, ItemTable]:
+        chosen = list(prompt_ids)
+        return {label: table.rows(chosen) for label, table in self.tables.items()}
 
 
-def pair_prompts(runs: Mapping[str, Mapping[ItemKey, float]]) -> PairedPrompts:
-    """Align runs on identical item sets and average each prompt's seeds.
-
-    An item whose score is non-finite in any run is removed from all runs (it cannot be
-    differenced) and counted against the run(s) where it was non-finite.
-    """
+def pair_tables(runs: Mapping[str, Mapping[ItemKey, float]]) -> PairedTables:
+    """Align runs on identical item sets; an item that cannot be differenced is left out of every run."""
     check_same_items(runs)
-    keys = sorted(next(iter(runs.values())))
-    bad = {label: {k for k in keys if not np.isfinite(items[k])} for label, items in runs.items()}
-    excluded = set().union(*bad.values())
-    kept = [k for k in keys if k not in excluded]
-    prompt_ids = list(dict.fromkeys(k[0] for k in kept))
-    position = {p: i for i, p in enumerate(prompt_ids)}
-    index = np.array([position[k[0]] for k in kept], dtype=int)
-    counts = np.bincount(index, minlength=len(prompt_ids))
-    values = {}
-    for label, items in runs.items():
-        sums = np.bincount(index, weights=np.array([items[k] for k in kept], dtype=float), minlength=len(prompt_ids))
-        values[label] = sums / np.maximum(counts, 1)
-    return PairedPrompts(prompt_ids=prompt_ids, values=values, n_items=len(kept),
-                         nonfinite={label: len(b) for label, b in bad.items()})
+    tables = {label: ItemTable.from_items(items) for label, items in runs.items()}
+    excluded = np.logical_or.reduce([~np.isfinite(t.values) for t in tables.values()])
+    tables = {label: replace(t, values=np.where(excluded, np.nan, t.values)) for label, t in tables.items()}
+    return PairedTables(tables=tables, n_items=int((~excluded).sum()))
 
 
-def sign_flip_pvalue(diffs: np.ndarray, samples: int = PERMUTATION_SAMPLES,
-                     seed: int = BOOTSTRAP_SEED) -> tuple[float, str]:
-    """Two-sided sign-flip permutation p-value of the mean difference, and how it was computed.
-
-    Under "no effect" each prompt's Δ is as likely to have either sign. Up to 16 prompts every
-    sign pattern is enumerated (exact); beyond, `samples` seeded random patterns are drawn and
-    p = (1 + #{|mean*| ≥ |mean|}) / (1 + samples), which is never 0 and valid as a p-value.
-    """
-    n = diffs.size
-    if n == 0 or not np.any(diffs):
-        return 1.0, "all differences are zero"
-    observed = abs(diffs.mean())
-    tolerance = 1e-12 * max(1.0, float(np.abs(diffs).max()))
-    if n <= EXACT_PERMUTATION_MAX_PROMPTS:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-        stats = np.abs(signs @ diffs) / n
-        return float(np.mean(stats >= observed - tolerance)), f"exact over {signs.shape[0]} sign patterns"
-    rng = np.random.default_rng(seed)
-    signs = rng.choice((1.0, -1.0), size=(samples, n))
-    stats = np.abs(signs @ diffs) / n
-    hits = int(np.sum(stats >= observed - tolerance))
-    return (1 + hits) / (1 + samples), f"{samples} random sign patterns, seed {seed}"
-
-
-def wilcoxon_test(diffs: np.ndarray) -> dict:
-    """Wilcoxon signed-rank on the non-zero differences; zeros are removed first and counted.
-
-    With no non-zero difference there is nothing to rank: the result is "no difference", p = 1.
-    """
-    from scipy.stats import wilcoxon
-
-    nonzero = diffs[diffs != 0]
-    n_zero = int(diffs.size - nonzero.size)
-    if nonzero.size == 0:
-        return {"p": 1.0, "statistic": None, "n_nonzero": 0, "n_zero": n_zero, "note": "no difference"}
-    result = wilcoxon(nonzero)
-    return {"p": float(result.pvalue), "statistic": float(result.statistic), "n_nonzero": int(nonzero.size),
-            "n_zero": n_zero, "note": "zero differences removed before ranking"}
-
-
-ALPHA = 0.05
-
-
-def judge(diffs: np.ndarray, p_value: float, higher_is_better: bool, alpha: float = ALPHA) -> str:
-    """A one-word reading of the test: the permutation p-value (Holm-adjusted when there are several), not the
-    bootstrap interval, decides, because percentile intervals are too narrow on a handful of prompts."""
-    if not np.any(diffs):
+def judge(all_zero: bool, mean_diff: float, p_value: float, higher_is_better: bool, alpha: float = ALPHA) -> str:
+    """A one-word reading of the (Holm-adjusted) test at `alpha`."""
+    if all_zero:
         return "no difference"
     if p_value >= alpha:
         return "not distinguishable"
-    return "better" if (diffs.mean() > 0) == higher_is_better else "worse"
+    return "better" if (mean_diff > 0) == higher_is_better else "worse"
+
+
+def format_signed(values: Iterable[float]) -> str:
+    """'+0.088 +0.096 -0.063': two significant digits on the largest, one shared number of decimals."""
+    values = [np.nan if v is None else float(v) for v in values]
+    largest = max((abs(v) for v in values if np.isfinite(v) and v), default=1.0)
+    decimals = int(min(4, max(0, 1 - np.floor(np.log10(largest)))))
+    return " ".join("n/a" if not np.isfinite(v) else f"{v:+.{decimals}f}" for v in values)
+
+
+def format_p(p: float | None) -> str:
+    return "n/a" if p is None else (f"{p:.2e}" if p < 1e-3 else f"{p:.3f}")
 
 
 @dataclass(frozen=True)
 class PairedResult:
-    """Other vs baseline over the same prompts: Δ = other − baseline, in the scorer's units."""
+    """Other vs baseline over the same items: Δ = other − baseline, in the scorer's units."""
 
-    n_prompts: int
-    n_items: int
-    mean_diff: float
-    ci_low: float
-    ci_high: float
-    p_permutation: float
-    permutation: str
-    wilcoxon: dict
+    difference: CrossedMean
+    """Mean Δ with its interval; `per_seed` holds Δ per seed."""
+    p: float
+    p_holm: float
+    test: str
+    seeds_better: int
+    seeds_tied: int
+    seeds_worse: int
     wins: int
     ties: int
     losses: int
     tie_tolerance: float
     higher_is_better: bool
+    all_zero: bool
     verdict: str
-    bootstrap: dict = field(default_factory=dict)
 
     @property
-    def win_rate(self) -> float:
-        return self.wins / self.n_prompts if self.n_prompts else float("nan")
+    def n_prompts(self) -> int:
+        return self.difference.n_prompts
 
-    @property
-    def tie_rate(self) -> float:
-        return self.ties / self.n_prompts if self.n_prompts else float("nan")
-
-    @property
-    def loss_rate(self) -> float:
-        return self.losses / self.n_prompts if self.n_prompts else float("nan")
+    def rate(self, count: int) -> float:
+        return count / self.n_prompts if self.n_prompts else float("nan")
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        for key in ("mean_diff", "ci_low", "ci_high"):
-            data[key] = finite_or_none(data[key])
-        data.update(win_rate=finite_or_none(self.win_rate), tie_rate=finite_or_none(self.tie_rate),
-                    loss_rate=finite_or_none(self.loss_rate))
-        return data
+        d = self.difference.to_dict()
+        d["mean_diff"], d["per_seed_diff"] = d.pop("mean"), d.pop("per_seed")
+        return {**d, "p": self.p,
+                "p_holm": self.p_holm, "test": self.test, "seeds_better": self.seeds_better,
+                "seeds_tied": self.seeds_tied, "seeds_worse": self.seeds_worse, "wins": self.wins, "ties": self.ties,
+                "losses": self.losses, "win_rate": finite_or_none(self.rate(self.wins)),
+                "tie_rate": finite_or_none(self.rate(self.ties)), "loss_rate": finite_or_none(self.rate(self.losses)),
+                "tie_tolerance": self.tie_tolerance, "higher_is_better": self.higher_is_better,
+                "verdict": self.verdict}
 
 
-def compare_paired(baseline: np.ndarray, other: np.ndarray, higher_is_better: bool = True, tie_tolerance: float = 0.0,
-                   samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED, level: float = LEVEL,
-                   permutation_samples: int = PERMUTATION_SAMPLES, n_items: int | None = None) -> PairedResult:
-    """Paired statistics of per-prompt means (aligned arrays, one entry per prompt); n_items is for the record."""
-    baseline, other = np.asarray(baseline, dtype=float), np.asarray(other, dtype=float)
-    if baseline.shape != other.shape or baseline.ndim != 1:
-        raise ValueError(f"paired arrays must be 1-D and aligned, got {baseline.shape} and {other.shape}")
-    if not (np.all(np.isfinite(baseline)) and np.all(np.isfinite(other))):
-        raise ValueError("non-finite prompt means: pair items with pair_prompts(), which counts and removes them")
+def _count_sides(diffs: np.ndarray, higher_is_better: bool, tolerance: float) -> tuple[int, int, int]:
+    """(better, tied, worse) counts of Δ values for the other run, a tie being |Δ| ≤ tolerance."""
+    better = diffs if higher_is_better else -diffs
+    wins, losses = int(np.sum(better > tolerance)), int(np.sum(better < -tolerance))
+    return wins, diffs.size - wins - losses, losses
+
+
+def compare_paired(baseline: ItemTable, other: ItemTable, higher_is_better: bool = True, tie_tolerance: float = 0.0,
+                   method: str = TWO_WAY, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED,
+                   level: float = LEVEL) -> PairedResult:
+    """Paired statistics of two tables over the same items (from `pair_tables`)."""
+    check_estimator(method)
+    if baseline.prompt_ids != other.prompt_ids or baseline.seeds != other.seeds:
+        raise ValueError("paired tables must share prompts and seeds: build them with pair_tables()")
     if tie_tolerance < 0:
         raise UserError(f"the tie tolerance must be ≥ 0, got {tie_tolerance}.")
-    diffs = other - baseline
-    n = diffs.size
-    if n == 0:
-        raise UserError("no prompt left to compare (every item was missing or non-finite).")
-    mean = float(diffs.mean())
-    if n > 1 and np.any(diffs != diffs[0]):
-        low, high = percentile_interval(diffs[bootstrap_indices(n, samples, seed)].mean(axis=1), level)
-    else:
-        low = high = mean
-    p_perm, how = sign_flip_pvalue(diffs, permutation_samples, seed)
-    better = diffs if higher_is_better else -diffs
-    wins, losses = int(np.sum(better > tie_tolerance)), int(np.sum(better < -tie_tolerance))
-    verdict = judge(diffs, p_perm, higher_is_better)
-    return PairedResult(n_prompts=n, n_items=n if n_items is None else n_items, mean_diff=mean, ci_low=low,
-                        ci_high=high, p_permutation=p_perm,
-                        permutation=how, wilcoxon=wilcoxon_test(diffs), wins=wins, ties=n - wins - losses,
-                        losses=losses, tie_tolerance=tie_tolerance, higher_is_better=higher_is_better,
-                        verdict=verdict, bootstrap={"interval": "percentile", "unit": "prompt (paired)",
-                                                    "samples": samples, "seed": seed, "level": level})
+    diff_table = ItemTable(baseline.prompt_ids, baseline.seeds, other.values - baseline.values,
+                           baseline.bad | other.bad)
+    if diff_table.n_items == 0:
+        raise UserError("no item left to compare (every item was missing or non-finite).")
+    difference, p = estimate_with_test(diff_table, method, level, samples, seed)
+    diffs = diff_table.values[np.isfinite(diff_table.values)]
+    prompt_diffs = np.nanmean(diff_table.compact().values, axis=1)
+    seeds = _count_sides(np.array(list(difference.per_seed.values())), higher_is_better, tie_tolerance)
+    prompts = _count_sides(prompt_diffs, higher_is_better, tie_tolerance)
+    all_zero = not np.any(diffs)
+    return PairedResult(difference=difference, p=p, p_holm=p, test=TESTS[method], seeds_better=seeds[0],
+                        seeds_tied=seeds[1], seeds_worse=seeds[2], wins=prompts[0], ties=prompts[1],
+                        losses=prompts[2], tie_tolerance=tie_tolerance, higher_is_better=higher_is_better,
+                        all_zero=all_zero, verdict=judge(all_zero, difference.mean, p, higher_is_better))
+
+
+def holm_adjust(results: Sequence[PairedResult]) -> list[PairedResult]:
+    """Holm across comparisons that share a baseline; the verdicts then read the adjusted p."""
+    adjusted = holm([r.p for r in results]) if results else []
+    return [replace(r, p_holm=p, verdict=judge(r.all_zero, r.difference.mean, p, r.higher_is_better))
+            for r, p in zip(results, adjusted, strict=True)]

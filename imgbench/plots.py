@@ -2,8 +2,9 @@
 per-category bars and win / tie / loss bars against a baseline.
 
 Every figure is drawn from a comparison computed by `imgbench.comparison.compare_runs`, so it
-shows exactly the numbers `imgbench compare` prints: prompt-level means over the shared items
-with percentile cluster-bootstrap 95% CIs. Titles name the task and the scorer.
+shows exactly the numbers `imgbench compare` prints: means over the shared prompts × seeds with
+the comparison's 95% intervals (two-way by default). Titles name the task, the scorer and the
+interval.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ def _save(fig: Any, out: Path, stem: str) -> list[Path]:
 
 def _ylabel(comparison: dict[str, Any]) -> str:
     direction = "higher is better" if comparison["higher_is_better"] else "lower is better"
-    return f"{comparison['scorer'].split('@')[0]} (mean over prompts; {direction})"
+    return f"{comparison['scorer'].split('@')[0]} (mean over prompts × seeds; {direction})"
 
 
 def _subtitle(comparison: dict[str, Any]) -> str:
     items = comparison["items"]
-    return f"{items['n_prompts']} prompts, {items['n_compared']} shared items, 95% bootstrap CI"
+    return (f"{items['n_prompts']} prompts × {items['n_seeds']} seeds, {items['n_compared']} shared items, 95% "
+            f"{comparison['interval']['method']} CI")
 
 
 def plot_sweep(comparison: dict[str, Any], series: dict[str, list[tuple[Any, str]]], param: str,

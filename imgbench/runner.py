@@ -32,6 +32,7 @@ from imgbench.errors import UserError
 from imgbench.manifest import check_writable_dir, ensure_writable_dir, environment_facts
 from imgbench.metrics import write_metrics_if_complete
 from imgbench.progress import progress_bar
+from imgbench.provenance import leaks
 from imgbench.store import ItemKey, RunStore, Shard, encode_value, run_folder
 from imgbench.task import Task, load_task, resolve_task
 from imgbench.util.hashing import sha256_bytes, sha256_json
@@ -54,6 +55,7 @@ class RunRequest:
     model_path: str | None = None
     seeds: tuple[int, ...] | None = None
     limit: int | None = None
+    offset: int = 0
     tags: tuple[str, ...] = ()
     shard: Shard = field(default_factory=Shard)
     batch_size: int | None = None
@@ -101,7 +103,7 @@ def plan_run(request: RunRequest) -> RunPlan:
     check_writable_dir(request.output)
     spec = resolve_task(request.task, request.prompts_file, text_column=request.text_column)
     task = load_task(spec)
-    prompts = task.select(request.tags, request.limit)
+    prompts = task.select(request.tags, request.limit, request.offset)
     seeds = request.seeds or spec.seeds
     if len(prompts) * len(seeds) > MAX_ITEMS:
         raise UserError(f"{len(prompts):,} prompts x {len(seeds):,} seeds is {len(prompts) * len(seeds):,} items; at "
@@ -143,6 +145,7 @@ def open_run(plan: RunPlan) -> None:
         "model": plan.model_spec.name,
         "method": plan.method_spec.name,
         "task_source": str(plan.task.spec.yaml_path),
+        "parts": plan.method.parts(),  # what the method's trained parts saw; follows from the identity's digests
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "created_by": environment_facts(plan.request.command),
     })
@@ -160,6 +163,7 @@ def item_set(plan: RunPlan) -> dict[str, Any]:
     """The requested items, named so metrics.json says exactly what it was computed over."""
     keys = [[p.id, s] for p, s in plan.items]
     return {"seeds": list(plan.seeds), "tags": list(plan.request.tags), "limit": plan.request.limit,
+            **({"offset": plan.request.offset} if plan.request.offset else {}),
             "n_prompts": len(plan.prompts), "n_items": len(keys), "items_sha256": sha256_json(keys)}
 
 
@@ -312,6 +316,8 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     plan.store.check_identity(plan.identity)
     had_metrics = plan.store.metrics_json.exists()
     open_run(plan)
+    for line in leaks(plan.store.read_manifest().get("parts", []), plan.seeds):
+        logger.warning("run %s: %s", plan.run_id, line)
     generated = generate_phase(plan)
     scored: dict[str, int] = {}
     metrics = None

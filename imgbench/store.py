@@ -109,23 +109,6 @@ def _differences(expected: Any, found: Any, prefix: str = "") -> list[str]:
     return [] if expected == found else [prefix.rstrip(".") or "(the whole identity)"]
 
 
-def _metrics_problem(metrics: Any) -> str | None:
-    """What keeps metrics.json from being shown: the fields `show run` and the run summary print."""
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("scorers"), dict):
-        return "no scorers mapping"
-    if not isinstance(metrics.get("item_set"), dict) or not isinstance(metrics["item_set"].get("n_items"), int):
-        return "no item set"
-    for key, entry in metrics["scorers"].items():
-        overall = entry.get("overall") if isinstance(entry, dict) else None
-        if not isinstance(overall, dict) or not isinstance(entry.get("higher_is_better"), bool):
-            return f"no overall summary for {key}"
-        if not all(isinstance(overall.get(f), (int, float)) or overall.get(f) is None
-                   for f in ("mean", "ci_low", "ci_high")) or \
-                not all(isinstance(overall.get(f), int) for f in ("n_prompts", "n_images", "nonfinite")):
-            return f"a malformed summary for {key}"
-    return None
-
-
 class RunStore:
     """Reads and writes one run folder. Cheap to construct; touches the disk only when asked."""
 
@@ -376,12 +359,11 @@ class RunStore:
         return json.loads(self.scorer_meta_file(scorer_key).read_bytes())
 
     def read_metrics(self) -> tuple[dict[str, Any] | None, str | None]:
-        """(metrics.json, None) if sound; (None, why not) if missing or damaged — the run's records decide."""
+        """(metrics.json, None) if it is a JSON object; (None, why not) if missing or damaged (the records decide)."""
         try:
             metrics = json.loads(self.metrics_json.read_bytes())
         except FileNotFoundError:
             return None, "missing"
         except (ValueError, UnicodeDecodeError):
             return None, "damaged (not valid JSON)"
-        problem = _metrics_problem(metrics)
-        return (None, f"damaged ({problem})") if problem else (metrics, None)
+        return (metrics, None) if isinstance(metrics, dict) else (None, "damaged (not a JSON object)")

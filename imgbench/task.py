@@ -36,8 +36,9 @@ class Task:
         """What keys the run cache: name, version and the content checksum of the prompts."""
         return {"name": self.spec.name, "version": self.spec.version, "content_sha256": self.checksum}
 
-    def select(self, tags: tuple[str, ...] = (), limit: int | None = None) -> list[Prompt]:
-        """Prompts carrying any of `tags` (after slug normalisation), then the first `limit`."""
+    def select(self, tags: tuple[str, ...] = (), limit: int | None = None, offset: int = 0) -> list[Prompt]:
+        """Prompts carrying any of `tags` (after slug normalisation), less the first `offset`, then the first
+        `limit` (offset + limit walk a suite in chunks, e.g. to give each chunk seeds of its own)."""
         chosen = self.prompts
         if tags:
             known = {t for p in self.prompts for t in p.tags}
@@ -46,6 +47,13 @@ class Task:
                 raise UserError(f"task {self.spec.name!r} has no tag {', '.join(map(repr, unknown))}; "
                                 f"its tags are: {', '.join(sorted(known)) or '(none)'}.")
             chosen = [p for p in chosen if set(p.tags) & set(tags)]
+        if offset:
+            if offset < 0:
+                raise UserError(f"--offset must be at least 0, got {offset}.")
+            if offset >= len(chosen):
+                raise UserError(f"--offset {offset} skips all {len(chosen)} selected prompt(s) of task "
+                                f"{self.spec.name!r}; give an offset below {len(chosen)}.")
+            chosen = chosen[offset:]
         if limit is not None:
             if limit < 1:
                 raise UserError(f"--limit must be at least 1, got {limit}.")

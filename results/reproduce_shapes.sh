@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [pairs|train|val|test|ablate|ablate_text|ablate_train|tables|all]
-# Run folders go to results/runs/ (git-ignored); tables and figures to results/shapes/ (committed).
+#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|all]
+# Held-out noise (DESIGN §8, imgbench/worlds/shapes/seeds.py): test = the `shapes` task's seeds 0-7, val =
+# `shapes-val`'s 100-107; everything a method part learns from (MLLM drawings, preference pairs) is drawn
+# with seeds 1,000-99,999. Run folders go to results/runs/ (git-ignored), trainer work folders to $W, tables
+# and figures to results/shapes/ (committed); trained parts are exported into the package and committed.
+# Every stage resumes: rerunning it redoes only what is missing.
 set -euo pipefail
 export OMP_NUM_THREADS=1 IMGBENCH_OFFLINE=1 HF_HUB_OFFLINE=1 COLUMNS=${COLUMNS:-160}  # tables are not cut when teed
+W=${W:-/work/shapes-train}          # trainer checkpoints and the MLLM's drawings (outside git)
 OUT=results/runs/img-shapes          # pairs, caches and aligners (ignored)
 R=results/shapes                     # committed tables and figures
 B="--batch-size 64"
@@ -12,18 +17,28 @@ S="--scorer shapes-exact,shapes-clip"
 # paper's λ = 1, k = 10, lr 1e-4, batch 8; guidance from shapes-llava asked the world's one question template.
 ALIGNER="--model shapes --templates methods/img/shapes/templates.json --depth 2 --heads 4 --head-dim 32"
 STEPS=${STEPS:-2000}
-mkdir -p "$R"
+mkdir -p "$R" "$W"
 
-train_aligner() {  # train_aligner NAME GUIDANCE_ARGS... ; extra objective flags after the guidance args
-  local name=$1; shift
-  imgbench train img --pairs "$OUT/pairs.jsonl" $ALIGNER --steps "$STEPS" --no-progress \
-    --cache "$OUT/cache-${CACHE:-llava}" --out "$OUT/aligner-$name" "$@"
+timed() {  # timed NAME COMMAND...: run it and append its wall time to results/shapes/timing.txt
+  local name=$1 start=$SECONDS; shift
+  "$@"
+  echo "$name: $((SECONDS - start)) s" | tee -a "$R/timing.txt"
+}
+
+llava() {  # shapes-llava retrained on drawings with seeds 1,000-7,087 (2 per train caption), then its accuracy
+  [ -f "$W/llava-data.npz" ] || timed llava-data imgbench train shapes llava-data --out "$W/llava-data.npz"
+  timed llava-train imgbench train shapes llava --workdir "$W/llava" --steps 1500 --generated "$W/llava-data.npz" \
+    --export
+  timed eval-llava imgbench train shapes eval-llava 2>&1 | tee "$R/eval-llava.txt"
+}
+
+llava_base() {  # the caption-only ablation: renders only (no diffusion noise), retrained so its manifest says so
+  timed llava-base-train imgbench train shapes llava --base --workdir "$W/llava-base" --steps 1500 --export
 }
 
 pairs() {
-  local start=$SECONDS
-  results/shapes/pairs.sh
-  echo "pairs: $((SECONDS - start)) s, $(wc -l < "$OUT/pairs.jsonl") pairs" | tee "$R/timing-pairs.txt"
+  timed pairs results/shapes/pairs.sh
+  echo "pairs: $(wc -l < "$OUT/pairs.jsonl")" | tee "$R/pairs-count.txt"
   pairs_by_skill
 }
 
@@ -37,88 +52,55 @@ for name, n in pairs.most_common():
     print(name, n, sum(1 for s in captions.values() if s == name))' "$OUT/pairs.jsonl" | tee "$R/pairs-by-skill.txt"
 }
 
-train() {
-  local start=$SECONDS
-  train_aligner main --mllm shapes-llava --mllm-dtype fp32 --lam 1 --k 10
-  echo "cache + train: $((SECONDS - start)) s" | tee "$R/timing-train.txt"
+train() {  # the aligner on those pairs, guided by the retrained shapes-llava; shipped beside the method
+  timed aligner imgbench train img --pairs "$OUT/pairs.jsonl" $ALIGNER --steps "$STEPS" --no-progress \
+    --cache "$OUT/cache-llava" --out "$OUT/aligner-main" --mllm shapes-llava --mllm-dtype fp32 --lam 1 --k 10
   cp "$OUT/aligner-main/aligner.safetensors" "$OUT/aligner-main/aligner.json" methods/img/shapes/
 }
 
-val() {  # every choice made on shapes-val (seeds 0, 1), never on the test split: ip_scale 0.2 (methods/img/shapes.yaml)
-  imgbench run --method base --task shapes-val $B $S
-  imgbench sweep --method img --task shapes-val $B $S --param ip_scale=0.2,0.4,0.8
-  imgbench compare --task shapes-val --baseline shapes/base \
-    --against shapes/img,shapes/img@ip_scale=0.4,shapes/img@ip_scale=0.8 --scorer shapes-exact --no-tags \
-    | tee "$R/val-compare.txt"
+val() {  # every choice is made on shapes-val (seeds 100-107), never on the test split: here ip_scale
+  timed val-base imgbench run --method base --task shapes-val $B $S
+  timed val-sweep imgbench sweep --method img --task shapes-val $B $S --param ip_scale=0.2,0.4,0.8
+  local default v against=""  # the point equal to the current default is the plain `shapes/img` row
+  default=$(sed -n 's/^  ip_scale: //p' methods/img/shapes.yaml)
+  for v in 0.2 0.4 0.8; do
+    if [ "$v" = "$default" ]; then against="${against}shapes/img,"; else against="${against}shapes/img@ip_scale=$v,"; fi
+  done
+  imgbench compare --task shapes-val --baseline shapes/base --against "${against%,}" --scorer shapes-exact \
+    --no-tags --json "$R/val-compare.json" | tee "$R/val-compare.txt"
+  python results/shapes/choose_ip_scale.py | tee "$R/val-choice.txt"   # the best on val goes into shapes.yaml
 }
 
-test_split() {  # the leaderboard: base vs IMG (the shipped defaults), 240 prompts × seeds 0-3
-  imgbench run --method base --task shapes $B $S
-  imgbench run --method img --task shapes $B $S
+CONTROLS="img-own-tokens img-zero-tokens img-random-tokens img-other-guidance reroll"
+test_split() {  # the leaderboard: base, IMG (the shipped defaults) and every control, 240 prompts x seeds 0-7
+  for M in base img $CONTROLS; do
+    timed "test-$M" imgbench run --method "$M" --task shapes $B $S
+  done
+  local against="shapes/img" M
+  for M in $CONTROLS; do against="$against,shapes/$M"; done
   for SC in shapes-exact shapes-clip; do
-    imgbench compare --task shapes --baseline shapes/base --against shapes/img --scorer $SC \
+    imgbench compare --task shapes --baseline shapes/base --against "$against" --scorer $SC \
       --json "$R/compare-$SC.json" | tee "$R/compare-$SC.txt"
   done
-  imgbench report --task shapes --runs shapes/base,shapes/img --out "$R/report" --html-prompts 24
+  # what the aligned guidance adds beyond each control (IMG against the control as the baseline)
+  for M in $CONTROLS; do
+    imgbench compare --task shapes --baseline "shapes/$M" --against shapes/img --scorer shapes-exact --no-tags \
+      --json "$R/img-vs-$M.json" | tee "$R/img-vs-$M.txt"
+  done
+  imgbench report --task shapes --runs "shapes/base,$against" --out "$R/report" --html-prompts 24
   imgbench agree --task shapes --scorers shapes-exact,shapes-clip --runs shapes/base,shapes/img \
     --json "$R/agree.json" | tee "$R/agree.txt"
+  python results/shapes/cost.py | tee "$R/cost.md"
 }
 
-A="--method img --task shapes --seeds 0 $B $S"  # ablations: all 240 test prompts, seed 0
-plots() {  # plots PARAM...: one figure set and table per swept parameter
-  for P in "$@"; do
-    imgbench plot --task shapes --method img --param "$P" --baseline shapes/base --out "$R/plots-$P" \
-      | tee "$R/plots-$P.txt"
-  done
-}
-
-ablate() {  # inference-time ablations of the shipped aligner (paper Table 5a, Fig. 7, §4.1's passes and IP scale)
-  imgbench sweep $A --param ip_scale=0.1,0.2,0.4,0.8
-  imgbench sweep $A --param guidance=none,mllm,finetuned-mllm   # mllm = shapes-llava-base, the caption-only model
-  imgbench sweep $A --param passes=1,2,3
-  imgbench sweep $A --param rounds=1,2
-}
-
-ablate_text() {  # Table 5a's text-embedding row needs its own aligner, trained on the text encoder's states
-  CACHE=text train_aligner text --guidance text --lam 1 --k 10
-  imgbench run $A --method-arg guidance=text --method-arg aligner=$OUT/aligner-text/aligner.safetensors
-}
-
-ablate_train() {  # training-time ablations (Table 5b λ, 5c loss terms, the ‖·‖² reduction), same cache and steps
-  train_aligner lam0 --mllm shapes-llava --mllm-dtype fp32 --lam 0 --k 10        # λ = 0: L_base only
-  train_aligner lam0.5 --mllm shapes-llava --mllm-dtype fp32 --lam 0.5 --k 10
-  train_aligner lam2 --mllm shapes-llava --mllm-dtype fp32 --lam 2 --k 10
-  train_aligner dpo --mllm shapes-llava --mllm-dtype fp32 --preference dpo --lam 1 --k 10
-  train_aligner spin --mllm shapes-llava --mllm-dtype fp32 --preference spin --lam 1 --k 10
-  train_aligner sum --mllm shapes-llava --mllm-dtype fp32 --reduction sum --lam 1 --k 10
-  local paths=""
-  for N in lam0 lam0.5 lam2 dpo spin sum; do paths="$paths$OUT/aligner-$N/aligner.safetensors,"; done
-  imgbench sweep $A --param aligner=${paths}shapes/aligner.safetensors   # the shipped one (λ 1, dpo+spin, mean)
-}
-
-tables() {  # ablation tables: each family against base over the items they share (seed 0), Holm within the family
-  local AL=$OUT/aligner T=shapes/img@aligner
-  fam() {
-    local name=$1; shift
-    imgbench compare --task shapes --baseline shapes/base --against "$1" --shared --no-tags $S \
-      --json "$R/ablation-$name.json" | tee "$R/ablation-$name.txt"
-  }
-  fam ip_scale shapes/img@ip_scale=0.1,shapes/img,shapes/img@ip_scale=0.4,shapes/img@ip_scale=0.8
-  fam guidance shapes/img@guidance=none,shapes/img@guidance=mllm,$T=$AL-text/aligner.safetensors,guidance=text,shapes/img
-  fam passes shapes/img@passes=1,shapes/img@passes=2,shapes/img
-  fam rounds shapes/img@rounds=2,shapes/img
-  fam training $T=$AL-lam0/aligner.safetensors,$T=$AL-lam0.5/aligner.safetensors,shapes/img,$T=$AL-lam2/aligner.safetensors,$T=$AL-dpo/aligner.safetensors,$T=$AL-spin/aligner.safetensors,$T=$AL-sum/aligner.safetensors
-  # is the gain the aligner's, or just redrawing through the image's own tokens? (the "No guidance" row as baseline)
-  imgbench compare --task shapes --baseline shapes/img@guidance=none --against shapes/img --shared --no-tags $S \
-    | tee "$R/ablation-aligned-vs-none.txt"
+tables() {  # the controls figure and the failure reasons, from the runs above
+  python results/shapes/controls_plot.py --out "$R/controls"
   python results/shapes/failure_reasons.py | tee "$R/failure-reasons.md"
-  python results/shapes/ablation_table.py | tee "$R/ablation-table.md"
-  plots ip_scale guidance passes rounds aligner
 }
 
 case "${1:-all}" in
-  pairs) pairs ;; train) train ;; val) val ;; test) test_split ;; ablate) ablate ;; ablate_text) ablate_text ;;
-  ablate_train) ablate_train ;; tables) tables ;;
-  all) pairs; train; val; test_split; ablate; ablate_text; ablate_train; tables ;;
-  *) echo "usage: $0 [pairs|train|val|test|ablate|ablate_text|ablate_train|tables|all]" >&2; exit 2 ;;
+  llava) llava ;; llava_base) llava_base ;; pairs) pairs ;; train) train ;; val) val ;; test) test_split ;;
+  tables) tables ;;
+  all) llava; pairs; train; val; test_split; tables; llava_base ;;
+  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|all]" >&2; exit 2 ;;
 esac

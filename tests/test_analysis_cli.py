@@ -16,6 +16,7 @@ from analysis_helpers import STANDARD, item_scores, make_runs, prompt_mean, run_
 from imgbench.api.records import Prompt, ScoreResult
 from imgbench.api.scorer import Scorer
 from imgbench.cli import main
+from imgbench.paired import format_signed
 from imgbench.runner import score_items
 from imgbench.store import RunStore, Shard
 from imgbench.task import load_task
@@ -39,19 +40,61 @@ def test_compare_reports_paired_statistics_from_item_scores(results: Path, capsy
     status, text, _ = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
                               "dummy/dummy,dummy/dummy@salt=x", "--output", results, "--json", out)
     assert status == 0
-    assert "12 items (6 prompts) shared by all 3 runs" in " ".join(text.split())
+    flat = " ".join(text.split())
+    assert "12 items (6 prompts × 2 seeds) shared by all 3 runs; two-way interval" in flat
+    assert "only 2 seeds: seed effects are poorly estimated" in flat and "Δ per seed" in flat and "(0 1)" in flat
     (result,) = json.loads(out.read_text())
+    salted_seeds = result["overall"]["comparisons"]["dummy/dummy@salt=x"]["per_seed_diff"]
+    assert format_signed(salted_seeds.values()) in flat  # Δ per seed, printed in the scorer's units
     same = result["overall"]["comparisons"]["dummy/dummy"]
-    assert same["mean_diff"] == 0 and same["p_permutation"] == 1 and same["verdict"] == "no difference"
+    assert same["mean_diff"] == 0 and same["p"] == 1 and same["verdict"] == "no difference"
+    assert same["per_seed_diff"] == {"0": 0.0, "1": 0.0} and same["seeds_tied"] == 2
     salted = result["overall"]["comparisons"]["dummy/dummy@salt=x"]
     base = prompt_mean(item_scores(run_dir(results, "base")))
     other = prompt_mean(item_scores(run_dir(results, "dummy", "x")))
     assert salted["mean_diff"] == pytest.approx(other - base)
+    assert np.mean(list(salted["per_seed_diff"].values())) == pytest.approx(other - base)
     assert result["overall"]["runs"]["dummy/base"]["mean"] == pytest.approx(base)
     assert salted["wins"] + salted["ties"] + salted["losses"] == 6
-    assert salted["p_holm"] == pytest.approx(min(1.0, 2 * salted["p_permutation"]))  # the larger of two raw p = 1
+    assert salted["seeds_better"] + salted["seeds_tied"] + salted["seeds_worse"] == 2
+    assert salted["p_holm"] == pytest.approx(min(1.0, 2 * salted["p"]))  # the larger of two raw p = 1
+    assert salted["interval"] == "two-way" and salted["df"] > 0 and salted["se"] > 0
     assert set(result["by_tag"]) == {"colors", "counting", "position"}
-    assert result["bootstrap"]["seed"] == 0 and result["items"]["n_compared"] == 12
+    assert result["interval"] == {"method": "two-way", "level": 0.95} and result["items"]["n_compared"] == 12
+
+
+def test_metrics_json_equals_compare_on_the_same_run(results: Path, capsys, tmp_path: Path) -> None:
+    """metrics.json and compare use one estimator over one item order: the same mean, CI and df, to the bit."""
+    out = tmp_path / "cmp.json"
+    assert run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against", "dummy/dummy@salt=x",
+                   "--output", results, "--json", out)[0] == 0
+    (result,) = json.loads(out.read_text())
+    for label, folder in (("dummy/base", run_dir(results, "base")), ("dummy/dummy@salt=x", run_dir(results, "dummy",
+                                                                                                  "x"))):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        (entry,) = metrics["scorers"].values()
+        assert metrics["schema_version"] == 2 and metrics["interval"]["method"] == "two-way"
+        assert entry["overall"] == result["overall"]["runs"][label]
+        for tag, block in result["by_tag"].items():
+            assert entry["by_tag"][tag] == block["runs"][label]
+
+
+@pytest.mark.parametrize("interval", ["product-bootstrap", "prompt-bootstrap"])
+def test_compare_interval_option(results: Path, capsys, tmp_path: Path, interval: str) -> None:
+    out = tmp_path / "cmp.json"
+    status, text, _ = run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/base", "--against",
+                              "dummy/dummy@salt=x", "--output", results, "--interval", interval, "--seed", "3",
+                              "--no-tags", "--json", out)
+    assert status == 0 and f"{interval} interval" in text and "2000 draws, seed 3" in " ".join(text.split())
+    (result,) = json.loads(out.read_text())
+    assert result["interval"] == {"method": interval, "level": 0.95, "samples": 2000, "seed": 3}
+    salted = result["overall"]["comparisons"]["dummy/dummy@salt=x"]
+    assert salted["interval"] == interval and salted["bootstrap"]["seed"] == 3 and salted["df"] is None
+    assert ("conditional on these seeds" in salted["note"]) == (interval == "prompt-bootstrap")
+    with pytest.raises(SystemExit, match="2"):
+        main(["compare", "--task", "tiny", "--baseline", "dummy/base", "--against", "dummy/dummy", "--interval",
+              "nope"])
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
 
 
 def test_compare_refuses_runs_with_different_items_unless_shared(results: Path, capsys) -> None:
@@ -64,7 +107,7 @@ def test_compare_refuses_runs_with_different_items_unless_shared(results: Path, 
                               "dummy/dummy@salt=q", "--output", results, "--shared", "--no-tags")
     assert status == 0
     flat = " ".join(text.split())
-    assert "12 items (6 prompts) shared by all 2 runs" in flat and "dummy/dummy@salt=q: 6 item(s)" in flat
+    assert "12 items (6 prompts × 2 seeds) shared by all 2 runs" in flat and "dummy/dummy@salt=q: 6 item(s)" in flat
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -149,9 +192,16 @@ def test_report_writes_leaderboards_matching_item_scores(results: Path, capsys, 
     best = max(rows, key=lambda r: float(r["mean"]))
     assert [r["best"] for r in rows].count("True") == 1 and best["best"] == "True"
     board = json.loads((out / "leaderboard.json").read_text())
-    assert board["columns"][0]["n_items"] == 12 and board["bootstrap"]["interval"] == "percentile"
+    assert board["columns"][0]["n_items"] == 12 and board["interval"]["method"] == "two-way"
+    assert board["ranks"] == {"method": "product-bootstrap", "level": 0.95, "samples": 2000, "seed": 0}
+    # the default baseline is the model's one `base` row; Δ per seed is there for every other row
+    assert {(c["row"], c["baseline"]) for c in board["comparisons"]} == {
+        ("dummy/dummy@salt=x", "dummy/base"), ("dummy/dummy@salt=y", "dummy/base")}
+    assert all(set(c["per_seed_diff"]) == {"0", "1"} and c["p_holm"] >= c["p"] for c in board["comparisons"])
     markdown = (out / "leaderboard.md").read_text()
-    assert f"**{float(best['mean']):.4f}" in markdown and "tiny · dummy ↑ (6 prompts, 12 items)" in markdown
+    assert f"**{float(best['mean']):.4f}" in markdown and "tiny · dummy ↑ (6 prompts × 2 seeds, 12 items)" in markdown
+    assert "two-way interval (prompts and seeds crossed" in markdown and "cluster-bootstrap" not in markdown
+    assert "## Against baseline rows" in markdown and "| Δ per seed (0 1) |" in markdown
     latex = (out / "leaderboard.tex").read_text()
     assert r"\textbf{" + f"{float(best['mean']):.4f}" + "}" in latex and r"\bottomrule" in latex
     html = (out / "index.html").read_text()
@@ -159,6 +209,30 @@ def test_report_writes_leaderboards_matching_item_scores(results: Path, capsys, 
     # the dummy method's JSON artefact is shown under each of its images (base runs have none)
     assert html.count("<summary>note</summary>") == 2 * 6 * 2 and "&quot;seed&quot;: 1" in html
     assert "http" not in html  # self-contained: relative links only
+    assert html.count("<tr class='comparison'>") == 2 and "Against baseline rows" in html
+
+
+def test_report_cells_match_compare_and_take_a_baseline(results: Path, capsys, tmp_path: Path) -> None:
+    """A leaderboard cell's CI is compare's; --baseline picks the reference row and --interval the estimator."""
+    out, cmp = tmp_path / "report", tmp_path / "cmp.json"
+    runs = "dummy/base,dummy/dummy@salt=x,dummy/dummy@salt=y"
+    assert run_cli(capsys, "report", "--output", results, "--task", "tiny", "--runs", runs, "--out", out,
+                   "--baseline", "dummy/dummy@salt=x", "--interval", "product-bootstrap", "--seed", "2")[0] == 0
+    assert run_cli(capsys, "compare", "--task", "tiny", "--baseline", "dummy/dummy@salt=x", "--against",
+                   "dummy/base,dummy/dummy@salt=y", "--output", results, "--interval", "product-bootstrap", "--seed",
+                   "2", "--json", cmp, "--no-tags")[0] == 0
+    board, (result,) = json.loads((out / "leaderboard.json").read_text()), json.loads(cmp.read_text())
+    for cell in board["cells"]:
+        run = result["overall"]["runs"][cell["row"]]
+        assert (cell["mean"], cell["ci_low"], cell["ci_high"]) == (run["mean"], run["ci_low"], run["ci_high"])
+    for entry in board["comparisons"]:
+        assert entry["baseline"] == "dummy/dummy@salt=x"
+        expected = result["overall"]["comparisons"][entry["row"]]
+        assert {k: entry[k] for k in expected} == expected
+    assert "product-bootstrap interval" in (out / "leaderboard.md").read_text()
+    status, _, err = run_cli(capsys, "report", "--output", results, "--task", "tiny", "--out", out, "--baseline",
+                             "dummy/nothing")
+    assert status == 2 and "--baseline dummy/nothing matches no row" in err
 
 
 def test_report_says_which_items_it_left_out(results: Path, capsys, tmp_path: Path) -> None:

@@ -59,6 +59,20 @@ def test_seeds_limit_and_tags_extend_the_same_run(cli, tmp_path):
     assert json.loads((run / "metrics.json").read_text())["item_set"]["n_items"] == 9
 
 
+def test_offset_walks_a_task_in_chunks_that_extend_one_run(cli, tmp_path):
+    """Chunks of prompts with seeds of their own (how the shapes pairs get a noise block per chunk)."""
+    for offset, seeds in ((0, "10-11"), (2, "20-21"), (4, "30-31")):
+        status, _, _ = cli("generate", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--offset", offset,
+                           "--limit", "2", "--seeds", seeds, "--output", tmp_path)
+        assert status == 0
+    keys = sorted(RunStore(_run_dir(tmp_path)).load_generations())
+    assert keys == sorted([(p, s) for p, s0 in (("0", 10), ("1", 10), ("2", 20), ("3", 20), ("4", 30), ("5", 30))
+                           for s in (s0, s0 + 1)])
+    status, _, stderr = cli("generate", "--method", "dummy", "--model", "dummy", "--task", "tiny", "--offset", "6",
+                            "--output", tmp_path)
+    assert status == 2 and "skips all 6" in stderr
+
+
 def test_batch_size_does_not_change_images(cli, tmp_path):
     for batch in (1, 5):
         cli("generate", "--method", "base", "--model", "dummy", "--task", "tiny", "--batch-size", batch,

@@ -85,8 +85,10 @@ def test_instruction_accuracy_study_runs_and_scores_the_majority_baseline(tmp_pa
     assert cli_main(["train", "shapes", "llava", "--workdir", str(tmp_path / "w"), "--tiny", "--steps", "1",
                      "--batch", "4", "--export", str(out)]) == 0
     model = ShapesModel(model_path=str(tiny_snapshot(tmp_path / "unet")), steps=1)
-    result = evaluate(model, {"tiny": ShapesLlava(model_path=str(out))}, split="val")
-    assert result["n_misaligned"] > 0 and 0.0 <= result["majority"] <= 1.0 and 0.0 <= result["tiny"] <= 1.0
+    result = evaluate(model, {"tiny": ShapesLlava(model_path=str(out))}, split="val", seeds=(100, 101))
+    assert result["n_misaligned"] == sum(result["n_misaligned_by_seed"].values()) > 0
+    for name in ("majority", "tiny"):
+        assert 0.0 <= result[name]["all"] <= 1.0 and set(result[name]["by_seed"]) <= {"100", "101"}
     spec = {"objects": [{"shape": "circle", "color": "red", "count": 1}], "relation": None}
     case = {"scene": [], "prompt": type("P", (), {"metadata": {"spec": spec}})(), "position_ok": True}
     assert instruction_accuracy(["add a red circle", "remove the circle"], [case, case]) == 0.5

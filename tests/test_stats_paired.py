@@ -1,4 +1,4 @@
-"""Paired statistics against independent computations (scipy, brute force, hand-worked examples)."""
+"""Paired statistics against independent computations (scipy, hand-worked examples), ranks, agreement, plots."""
 
 from __future__ import annotations
 
@@ -9,80 +9,53 @@ import pytest
 from scipy import stats as sps
 
 from imgbench.agreement import agreement
+from imgbench.crossed import product_bootstrap_means
 from imgbench.errors import UserError
-from imgbench.paired import compare_paired, pair_prompts, sign_flip_pvalue
-from imgbench.stats import bootstrap_mean_ci, holm, rank_intervals, summarise
+from imgbench.paired import compare_paired, format_signed, holm_adjust, pair_tables
+from imgbench.stats import holm, rank_intervals
 
 
-def test_wilcoxon_matches_scipy_on_the_nonzero_differences() -> None:
-    rng = np.random.default_rng(3)
-    base = rng.normal(0.5, 0.1, 40)
-    other = base + rng.normal(0.02, 0.05, 40)
-    other[:7] = base[:7]  # seven exact zero differences
-    result = compare_paired(base, other)
-    diffs = other - base
-    expected = sps.wilcoxon(diffs[diffs != 0])
-    assert result.wilcoxon["n_zero"] == 7 and result.wilcoxon["n_nonzero"] == 33
-    assert result.wilcoxon["p"] == pytest.approx(expected.pvalue, rel=1e-12)
-    assert result.wilcoxon["statistic"] == pytest.approx(expected.statistic)
+def _tables(base: np.ndarray, other: np.ndarray):
+    """Paired tables from two (prompts × seeds) arrays, through pair_tables as compare builds them."""
+    keys = [(f"{p:03d}", s) for p in range(base.shape[0]) for s in range(base.shape[1])]
+    paired = pair_tables({"base": dict(zip(keys, base.ravel(), strict=True)),
+                          "other": dict(zip(keys, other.ravel(), strict=True))})
+    return paired.tables["base"], paired.tables["other"]
 
 
 def test_known_shift_gives_an_interval_that_excludes_zero() -> None:
     rng = np.random.default_rng(0)
-    base = rng.uniform(0.2, 0.8, 60)
-    other = base + 0.05 + rng.normal(0, 0.02, 60)
-    result = compare_paired(base, other)
-    assert result.ci_low > 0 and result.ci_low < 0.05 < result.ci_high
-    assert result.mean_diff == pytest.approx(np.mean(other - base))
-    assert result.p_permutation < 0.001 and result.wilcoxon["p"] < 0.001
-    assert result.verdict == "better" and result.wins > 50
+    base = rng.uniform(0.2, 0.8, (60, 1)) + rng.normal(0, 0.05, (60, 8))
+    other = base + 0.05 + rng.normal(0, 0.02, (60, 8))
+    result = compare_paired(*_tables(base, other))
+    d = result.difference
+    assert d.low > 0 and d.low < 0.05 < d.high and d.mean == pytest.approx(np.mean(other - base))
+    assert result.p < 0.001 and result.verdict == "better" and result.wins > 50 and result.seeds_better == 8
     # The same shift on a lower-is-better scorer is a loss.
-    worse = compare_paired(base, other, higher_is_better=False)
-    assert worse.verdict == "worse" and worse.losses == result.wins
+    worse = compare_paired(*_tables(base, other), higher_is_better=False)
+    assert worse.verdict == "worse" and worse.losses == result.wins and worse.seeds_worse == 8
 
 
 def test_identical_inputs_give_no_difference_and_p_one_never_nan() -> None:
-    base = np.linspace(0, 1, 30)
-    result = compare_paired(base, base.copy())
-    assert result.mean_diff == 0 and result.ci_low == 0 and result.ci_high == 0
-    assert result.p_permutation == 1.0 and result.wilcoxon["p"] == 1.0
-    assert result.wilcoxon["note"] == "no difference" and result.verdict == "no difference"
-    assert (result.wins, result.ties, result.losses) == (0, 30, 0)
-    data = result.to_dict()
-    assert all(data[k] is not None and np.isfinite(data[k]) for k in ("mean_diff", "ci_low", "ci_high",
-                                                                          "p_permutation", "win_rate"))
+    base = np.linspace(0, 1, 30 * 4).reshape(30, 4)
+    for method in ("two-way", "product-bootstrap", "prompt-bootstrap"):
+        result = compare_paired(*_tables(base, base.copy()), method=method)
+        d = result.difference
+        assert d.mean == 0 and d.low == 0 and d.high == 0 and result.p == 1.0
+        assert result.verdict == "no difference" and (result.wins, result.ties, result.losses) == (0, 30, 0)
+        data = result.to_dict()
+        assert all(data[k] is not None and np.isfinite(data[k]) for k in ("mean_diff", "ci_low", "ci_high", "p",
+                                                                              "win_rate"))
 
 
-def test_exact_sign_flip_matches_brute_force() -> None:
-    diffs = np.array([0.3, -0.1, 0.25, 0.4, -0.05, 0.2, 0.1, 0.0])
-    observed = abs(diffs.mean())
-    count = sum(abs(np.mean(diffs * np.array(signs))) >= observed - 1e-12
-                for signs in itertools.product([1, -1], repeat=diffs.size))
-    p, how = sign_flip_pvalue(diffs)
-    assert p == count / 2 ** diffs.size and how.startswith("exact")
-
-
-def test_random_sign_flip_is_seeded_and_never_zero() -> None:
-    diffs = np.full(40, 0.5)
-    p1, how = sign_flip_pvalue(diffs, samples=999, seed=4)
-    assert p1 == 1 / 1000 and "seed 4" in how
-    rng = np.random.default_rng(1)
-    noisy = rng.normal(0.1, 1, 40)
-    assert sign_flip_pvalue(noisy, seed=5) == sign_flip_pvalue(noisy, seed=5)
-
-
-def test_bootstrap_is_identical_under_a_fixed_seed_and_differs_otherwise() -> None:
-    rng = np.random.default_rng(2)
-    values = rng.normal(0, 1, 80)
-    assert bootstrap_mean_ci(values, seed=11) == bootstrap_mean_ci(values, seed=11)
-    assert bootstrap_mean_ci(values, seed=11) != bootstrap_mean_ci(values, seed=12)
-    other = values + rng.normal(0.1, 1, 80)
-    first, second = compare_paired(values, other, seed=7), compare_paired(values, other, seed=7)
-    assert (first.ci_low, first.ci_high, first.p_permutation) == (second.ci_low, second.ci_high, second.p_permutation)
-    assert first.bootstrap == {"interval": "percentile", "unit": "prompt (paired)", "samples": 2000, "seed": 7,
-                               "level": 0.95}
-    assert (compare_paired(values, other, seed=8).ci_low, compare_paired(values, other, seed=8).ci_high) != \
-        (first.ci_low, first.ci_high)
+def test_paired_p_is_the_t_test_on_the_two_way_variance() -> None:
+    rng = np.random.default_rng(4)
+    base = rng.normal(0, 1, (20, 8))
+    other = base + 0.1 + rng.normal(0, 0.3, (1, 8)) + rng.normal(0, 0.3, (20, 8))
+    result = compare_paired(*_tables(base, other))
+    d = result.difference
+    assert result.p == pytest.approx(2 * sps.t.sf(abs(d.mean) / d.se, d.df))
+    assert d.df < 19  # the seed term dominates: far fewer df than a prompt-only test's 19
 
 
 def test_holm_matches_a_hand_worked_example() -> None:
@@ -92,49 +65,62 @@ def test_holm_matches_a_hand_worked_example() -> None:
     assert holm([0.02]) == [0.02]
 
 
+def test_holm_adjust_rereads_the_verdicts() -> None:
+    rng = np.random.default_rng(8)
+    base = rng.normal(0, 1, (30, 8))
+    clear, faint = _tables(base, base + 1.0 + rng.normal(0, 0.1, (30, 8))), \
+        _tables(base, base + 0.02 + rng.normal(0, 0.1, (30, 8)))
+    raw = [compare_paired(*clear), compare_paired(*faint)]
+    adjusted = holm_adjust(raw)
+    assert [r.p_holm for r in adjusted] == pytest.approx(holm([r.p for r in raw]))
+    assert adjusted[0].verdict == "better" and all(r.p_holm >= r.p for r in adjusted)
+    assert holm_adjust([]) == []
+
+
 def test_win_tie_loss_with_a_tolerance() -> None:
-    base = np.zeros(5)
-    other = np.array([0.2, 0.05, -0.05, -0.2, 0.0])
-    result = compare_paired(base, other, tie_tolerance=0.1)
+    base = np.zeros((5, 2))
+    other = np.repeat(np.array([[0.2], [0.05], [-0.05], [-0.2], [0.0]]), 2, axis=1)
+    result = compare_paired(*_tables(base, other), tie_tolerance=0.1)
     assert (result.wins, result.ties, result.losses) == (1, 3, 1)
-    strict = compare_paired(base, other)
+    strict = compare_paired(*_tables(base, other))
     assert (strict.wins, strict.ties, strict.losses) == (2, 1, 2)
-    assert result.win_rate == pytest.approx(0.2)
+    assert result.to_dict()["win_rate"] == pytest.approx(0.2)
+    with pytest.raises(UserError, match="tie tolerance"):
+        compare_paired(*_tables(base, other), tie_tolerance=-1)
 
 
 def test_pairing_refuses_different_items_naming_them() -> None:
     a = {("0", 0): 1.0, ("0", 1): 2.0, ("1", 0): 3.0}
     b = {("0", 0): 1.0, ("0", 1): 2.0}
     with pytest.raises(UserError, match=r"B lacks prompt 1 seed 0"):
-        pair_prompts({"A": a, "B": b})
+        pair_tables({"A": a, "B": b})
 
 
-def test_pairing_averages_seeds_and_counts_nonfinite() -> None:
+def test_pairing_counts_nonfinite_and_leaves_the_item_out_of_every_run() -> None:
     a = {("0", 0): 1.0, ("0", 1): 3.0, ("1", 0): float("nan"), ("1", 1): 5.0}
     b = {("0", 0): 0.0, ("0", 1): float("inf"), ("1", 0): 1.0, ("1", 1): 2.0}
-    paired = pair_prompts({"a": a, "b": b})
+    paired = pair_tables({"a": a, "b": b})
     assert paired.nonfinite == {"a": 1, "b": 1} and paired.n_items == 2
-    assert paired.prompt_ids == ["0", "1"]
-    assert paired.values["a"].tolist() == [1.0, 5.0] and paired.values["b"].tolist() == [0.0, 2.0]
-
-
-def test_summary_counts_nonfinite_and_serialises_without_nan() -> None:
-    summary = summarise(["a", "a", "b"], [1.0, float("nan"), 3.0])
-    assert summary.nonfinite == 1 and summary.n_images == 2 and summary.mean == 2.0
-    empty = summarise(["a"], [float("nan")]).to_dict()
-    assert empty["mean"] is None and empty["nonfinite"] == 1
+    assert paired.tables["a"].prompt_ids == ("0", "1") and paired.tables["a"].seeds == (0, 1)
+    np.testing.assert_array_equal(paired.tables["a"].values, [[1.0, np.nan], [np.nan, 5.0]])
+    np.testing.assert_array_equal(paired.tables["b"].values, [[0.0, np.nan], [np.nan, 2.0]])
+    result = compare_paired(paired.tables["a"], paired.tables["b"])
+    assert result.difference.nonfinite == 2 and result.difference.n_items == 2
+    with pytest.raises(UserError, match="no item left"):
+        compare_paired(*pair_tables({"a": {("0", 0): float("nan")}, "b": {("0", 0): 1.0}}).tables.values())
 
 
 def test_rank_intervals() -> None:
     rng = np.random.default_rng(0)
-    separated = np.column_stack([rng.normal(m, 0.01, 50) for m in (0.2, 0.9, 0.5)])
-    ranks, intervals = rank_intervals(separated, higher_is_better=True)
-    assert ranks == [3, 1, 2] and intervals == [(3, 3), (1, 1), (2, 2)]
-    ranks, intervals = rank_intervals(separated, higher_is_better=False)
-    assert ranks == [1, 3, 2]
-    close = np.column_stack([rng.normal(0.5, 0.2, 20), rng.normal(0.5, 0.2, 20)])
-    _, intervals = rank_intervals(close, higher_is_better=True)
-    assert intervals == [(1, 2), (1, 2)]
+
+    def ranked(values: np.ndarray, higher: bool):
+        return rank_intervals(values.mean(axis=(1, 2)), product_bootstrap_means(values), higher)
+
+    separated = np.stack([rng.normal(m, 0.01, (50, 4)) for m in (0.2, 0.9, 0.5)])
+    assert ranked(separated, True) == ([3, 1, 2], [(3, 3), (1, 1), (2, 2)])
+    assert ranked(separated, False)[0] == [1, 3, 2]
+    close = np.stack([rng.normal(0.5, 0.2, (20, 4)), rng.normal(0.5, 0.2, (20, 4))])
+    assert ranked(close, True)[1] == [(1, 2), (1, 2)]
 
 
 def test_agreement_against_scipy_and_pairwise_truth() -> None:
@@ -170,8 +156,15 @@ def test_numeric_sweep_plot_draws_bands_in_parameter_order(tmp_path) -> None:
     runs = {f"m/img@ip_scale={x}": {"mean": 0.5 + x, "ci_low": 0.45 + x, "ci_high": 0.55 + x} for x in (0.4, 0.1, 0.2)}
     runs["m/base"] = {"mean": 0.5, "ci_low": 0.45, "ci_high": 0.55}
     comparison = {"task": "t", "scorer": "s@abc", "higher_is_better": True, "overall": {"runs": runs},
-                  "items": {"n_prompts": 50, "n_compared": 200}}
+                  "items": {"n_prompts": 50, "n_seeds": 4, "n_compared": 200}, "interval": {"method": "two-way"}}
     series = {"m/img": [(x, f"m/img@ip_scale={x}") for x in (0.4, 0.1, 0.2)]}
     png, svg = plot_sweep(comparison, series, "ip_scale", tmp_path, baseline="m/base")
     text = svg.read_text()
     assert png.stat().st_size > 5_000 and "ip_scale" in text and "t · s@abc" in text and "baseline m/base" in text
+    assert "50 prompts × 4 seeds" in text and "two-way CI" in text
+
+
+def test_per_seed_values_are_compact_in_the_scorers_units() -> None:
+    assert format_signed([0.0884, 0.0961, -0.0633, -0.05]) == "+0.088 +0.096 -0.063 -0.050"
+    assert format_signed([8.84, 9.61, -6.33]) == "+8.8 +9.6 -6.3"
+    assert format_signed([0.0, 0.0]) == "+0.0 +0.0" and format_signed([None, 1.5]) == "n/a +1.5"

@@ -46,6 +46,11 @@ class Method(ABC):
         """What keys the run cache: name, version and resolved params (override to add digests)."""
         return {"name": self.name, "version": self.version, "params": self.params}
 
+    def parts(self) -> list[dict[str, Any]]:
+        """The trained parts this method's pixels depend on, each with the seeds its training data was drawn with
+        (`imgbench.provenance.read_part`), so a run can say whether its parts saw its noise (DESIGN §8)."""
+        return []
+
     def prepare(self, context: Any) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once before generation with the runner's context (e.g. to find a cached base run)."""
 

@@ -52,5 +52,10 @@ class Model(ABC):
         """Project images into IP-Adapter tokens, shape (batch, n_tokens, token_dim)."""
         raise NotImplementedError(f"model {self.name!r} has no IP-Adapter (image tokens)")
 
+    def null_image_tokens(self, n: int) -> Any:
+        """The adapter's tokens for *no* image — what its unconditional branch gets — as (n, n_tokens, token_dim)
+        CPU float32: the `zero-tokens` control (imgbench.controls) regenerates with them."""
+        raise NotImplementedError(f"model {self.name!r} has no IP-Adapter (image tokens)")
+
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Free accelerator memory; a no-op by default."""

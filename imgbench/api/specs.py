@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -244,8 +244,12 @@ class ComponentSpec:
     info: Mapping[str, Any] = field(default_factory=dict)
     """Display facts for `ls` (hub id, revision, memory, scale); never passed to the target."""
     yaml_path: Path | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    """Methods: a registered variant's parameters (e.g. a control), applied over the per-model defaults."""
+    variant_of: str | None = None
+    """Methods: the method a registered variant fixes parameters of (`img-zero-tokens` → `img`)."""
 
-    KEYS = ("name", "target", "description", "source", "needs", "aliases", "params", "family", "info")
+    KEYS = ("name", "target", "description", "source", "needs", "aliases", "params", "family", "info", "variants")
 
     @classmethod
     def from_yaml(cls, located: LocatedMapping, kind: str) -> ComponentSpec:
@@ -267,6 +271,22 @@ class ComponentSpec:
             info=_mapping(located, "info"),
             yaml_path=located.path,
         )
+
+    def variants(self, located: LocatedMapping) -> list[ComponentSpec]:
+        """Registered variants (`variants: {name: {description, params}}` in a method YAML): the same target with
+        parameters fixed, listed and run under their own names so a control is one `--method` away."""
+        entries = _mapping(located, "variants")
+        if entries and self.kind != "method":
+            raise UserError(f"{located.where('variants')}: only methods have registered variants.")
+        specs = []
+        for name, entry in entries.items():
+            if not isinstance(entry, Mapping) or set(entry) - {"description", "params"} or \
+                    not isinstance(entry.get("params", {}), Mapping):
+                raise UserError(f"{located.where('variants')}: variant {name!r} must be a mapping with 'description' "
+                                f"and 'params' (a mapping) only.")
+            specs.append(replace(self, name=str(name), aliases=(), fixed=dict(entry.get("params", {})),
+                                 description=str(entry.get("description", "")), variant_of=self.name))
+        return specs
 
 
 @dataclass(frozen=True)

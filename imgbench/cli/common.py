@@ -41,6 +41,7 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("which items")
     group.add_argument("--seeds", help="generator seeds, e.g. 0-3 or 0,5,9 (default: the task's)")
     group.add_argument("--limit", type=int, help="only the first N prompts")
+    group.add_argument("--offset", type=int, default=0, help="skip the first N prompts (after --tags; before --limit)")
     group.add_argument("--tags", action="append", help="only prompts with these tags (repeatable or a,b)")
     group.add_argument("--shard", help="I/N: this process takes a deterministic 1/N share of the items")
     group.add_argument("--batch-size", type=int, default=None,
@@ -58,6 +59,19 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model-path", help="local folder with the model's weights (a hub snapshot)")
     group.add_argument("--device", help="cpu, cuda, cuda:1, mps ...")
     group.add_argument("--dtype", choices=DTYPES, help="weights/compute precision")
+
+
+INTERVALS = ("two-way", "product-bootstrap", "prompt-bootstrap")
+"""imgbench.crossed.ESTIMATORS, spelled out so that building the parser imports no numpy/scipy (a test checks)."""
+
+
+def add_interval_options(parser: argparse.ArgumentParser) -> None:
+    """--interval and --seed, the same in compare, report and plot (docs/statistics.md)."""
+    parser.add_argument("--interval", choices=INTERVALS, default=INTERVALS[0],
+                        help="how means and differences get their 95%% intervals and tests: two-way (prompts and "
+                             "seeds crossed, t with Satterthwaite df; default), product-bootstrap (prompts and seeds "
+                             "resampled), prompt-bootstrap (seeds averaged: conditional on the seeds)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (0; two-way draws nothing)")
 
 
 def add_scorer_option(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +109,7 @@ def run_request(args: argparse.Namespace, command: str):  # -> RunRequest (impor
         method=args.method, method_args=parse_key_values(args.method_arg, "--method-arg"),
         model_args=parse_key_values(args.model_arg, "--model-arg"), model_path=args.model_path,
         seeds=parse_seeds(args.seeds) if args.seeds is not None else None, limit=args.limit,
+        offset=args.offset,
         tags=parse_tags(args.tags), shard=Shard.parse(args.shard), batch_size=args.batch_size,
         device=args.device, dtype=args.dtype, output=Path(args.output),
         scorers=scorer_names(args) if hasattr(args, "scorer") else None, scorer_args=scorer_args(args),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from imgbench.cli.common import add_interval_options
+
 EXAMPLES = """examples:
   imgbench plot --task tiny --method dummy --param salt --baseline dummy/base --out plots
   imgbench plot --task drawbench --method img --param ip_scale --model sdxl --baseline sdxl/base --scorer clipscore
@@ -22,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scorer", help="scorer (default: the task's primary scorer)")
     parser.add_argument("--output", default="results", help="results folder holding runs/ (results)")
     parser.add_argument("--out", default="plots", help="folder for the figures (plots)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (0)")
+    add_interval_options(parser)
     parser.set_defaults(handler=main)
 
 
@@ -56,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     primary = catalog.tasks().get(args.task).spec.primary_scorer if args.task in catalog.tasks() else None
     scores = load_comparable([*([baseline] if baseline else []), *sweep], args.scorer, primary)
     labels = unique_labels(scores)
-    comparison = compare_runs(scores[0], scores[1:], shared=True, seed=args.seed)
+    comparison = compare_runs(scores[0], scores[1:], shared=True, interval=args.interval, seed=args.seed)
     series: dict[str, list] = {}
     for label, s in zip(labels, scores, strict=True):
         run = s.run

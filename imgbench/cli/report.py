@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imgbench.cli.common import add_data_dir_option
+from imgbench.cli.common import add_data_dir_option, add_interval_options
 
 EXAMPLES = """examples:
   imgbench report --output results
   imgbench report --output results --task tiny --scorer dummy --out results/report-tiny
   imgbench report --output results --runs dummy/base,dummy/dummy@salt=x --task tiny
   imgbench report --output results --task drawbench --data-dir ~/suites
+  imgbench report --output results --task tiny --baseline dummy/dummy@salt=a --interval product-bootstrap
 """
 
 FILES = {"leaderboard.md": "to_markdown", "leaderboard.csv": "to_csv", "leaderboard.json": "to_json",
@@ -27,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs", action="append", metavar="RUN,RUN",
                         help="only these runs (ids or model/method[@variant]; needs a single --task)")
     parser.add_argument("--out", help="where to write the report (default: OUTPUT/report)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (0)")
+    parser.add_argument("--baseline", metavar="RUN", help="compare every other row with this run (id or "
+                        "model/method[@variant]); default: each model's `base` row where the model has exactly one")
+    add_interval_options(parser)
     parser.add_argument("--html-prompts", type=int, default=50, help="prompts per task shown with images (50)")
     add_data_dir_option(parser)  # the HTML report shows prompt texts, read from the suites
     parser.set_defaults(handler=main)
@@ -60,7 +63,8 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"no runs for task(s) {', '.join(missing)} under {args.output}/runs.")
     if args.runs:
         runs = list(dict.fromkeys(select_run(runs, s) for s in split_selectors(args.runs)))
-    board = report.build_leaderboard(runs, _split(args.scorer) or None, seed=args.seed)
+    board = report.build_leaderboard(runs, _split(args.scorer) or None, interval=args.interval, seed=args.seed,
+                                     baseline=args.baseline)
     out = output_folder(Path(args.out) if args.out else Path(args.output) / "report", "the report folder")
     for name, renderer in FILES.items():
         atomic_write_text(out / name, getattr(report, renderer)(board))

@@ -75,7 +75,8 @@ def _show_task(name: str) -> None:
 
 def _show_run(name: str, output: str) -> None:
     from imgbench.cli.console import output_console
-    from imgbench.cli.summary import metrics_table
+    from imgbench.cli.summary import metrics_problem, metrics_table
+    from imgbench.metrics import SCHEMA_VERSION
     from imgbench.store import RunStore
 
     store = RunStore(find_run(name, output))
@@ -87,7 +88,12 @@ def _show_run(name: str, output: str) -> None:
     generations = store.load_generations(verify=False)
     console.print(f"images: {len(generations)}; scorers: {', '.join(store.scorer_keys()) or '-'}")
     metrics, problem = store.read_metrics()
-    if metrics is not None:
+    problem = problem or metrics_problem(metrics)
+    if metrics is not None and isinstance(metrics.get("schema_version"), int) and \
+            metrics["schema_version"] != SCHEMA_VERSION:
+        console.print(f"metrics.json has schema {metrics.get('schema_version')} (prompt-only intervals), this "
+                      f"imgbench writes {SCHEMA_VERSION}; rerun the run's `imgbench run` command to rewrite it.")
+    elif problem is None:
         console.print(metrics_table(metrics, title=f"metrics over {metrics['item_set']['n_items']} items"))
     elif problem == "missing":
         console.print("no metrics.json yet (the requested items are not all generated and scored).")

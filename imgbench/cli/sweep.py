@@ -61,9 +61,10 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(clash)} is both swept (--param) and fixed (--method-arg); keep one.")
     console = output_console()
     table = Table(title=f"sweep of {base.method} on {base.task or base.prompts_file}: {len(grid)} runs")
-    for column in ("parameters", "run", "generated", "primary scorer", "mean [95% CI]"):
+    for column in ("parameters", "run", "generated", "primary scorer", "mean [95% two-way CI]"):
         table.add_column(column)
     seen: dict[str, str] = {}
+    notes: dict[str, None] = {}
     for point in grid:
         outcome = execute(replace(base, method_args={**base.method_args, **point}), score=True)
         label = ", ".join(f"{k}={v}" for k, v in point.items())
@@ -80,8 +81,13 @@ def main(args: argparse.Namespace) -> int:
             key = next(k for k in metrics["scorers"] if k.split("@")[0] == primary)
             overall = metrics["scorers"][key]["overall"]
             summary = f"{overall['mean']:.4f} [{overall['ci_low']:.4f}, {overall['ci_high']:.4f}]"
+            notes.setdefault(overall["note"], None)
         table.add_row(label, outcome.plan.run_id, str(outcome.generated), primary, summary)
+    table.caption = ("metrics.json of each run: prompts and seeds crossed, t interval with Satterthwaite df "
+                     "(docs/statistics.md)")
     console.print(table)
+    for note in filter(None, notes):
+        console.print(f"note: {note}")
     first = args.param[0].partition("=")[0]
     console.print(f"plot it: imgbench plot --task {base.task} --method {base.method} --param {first} "
                   f"--output {base.output}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -39,3 +40,8 @@ class MLLM(ABC):
     @abstractmethod
     def hidden_size(self) -> int:
         """Width of the hidden states (what sizes the Implicit Aligner's guidance projection)."""
+
+    def provenance_manifest(self) -> Path | None:
+        """A manifest whose `data.seeds` names the noise this model's training drawings used (imgbench.provenance);
+        None for released weights, whose training noise is not ours to know."""
+        return None

@@ -264,6 +264,10 @@ class DiffusersModel(Model):
         i.e. image encoder + the adapter's projection, exactly what the UNet/transformer attends to."""
         return self.ip_adapter.encode(images)
 
+    def null_image_tokens(self, n: int) -> torch.Tensor:
+        """The negative branch's tokens (SDXL Plus: an all-zero image; FLUX XLabs: a black one), n times."""
+        return self.ip_adapter.uncond_tokens().float().cpu().expand(n, -1, -1).clone()
+
     @property
     def image_token_shape(self) -> tuple[int, int]:
         """(n_tokens, token_dim) of this model's IP tokens (16 x 2048 for SDXL Plus, 4 x 4096 for FLUX XLabs)."""

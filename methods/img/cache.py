@@ -22,6 +22,7 @@ import torch
 
 from imgbench.errors import UserError
 from imgbench.pairs import Pair
+from imgbench.provenance import seed_ranges
 from imgbench.util.hashing import sha256_json
 from imgbench.util.io import atomic_write_json
 
@@ -113,7 +114,13 @@ def build_cache(folder: str | Path, pairs: Iterable[Pair], identity: dict[str, A
                 flush()
 
     batch: list[Pair] = []
+    seeds: set[int] | None = set()  # the noise the pairs were drawn with (DESIGN §8); None once a pair lacks it
     for index, pair in enumerate(pairs):
+        pair_seeds = [pair.info.get(k) for k in ("winner_seed", "loser_seed")]
+        if seeds is not None and all(isinstance(s, int) for s in pair_seeds):
+            seeds.update(pair_seeds)
+        else:
+            seeds = None
         if index < done:
             continue
         batch.append(pair)
@@ -133,6 +140,8 @@ def build_cache(folder: str | Path, pairs: Iterable[Pair], identity: dict[str, A
         manifest["token_shape"] = list(handle.get_slice("winner").get_shape()[1:])
         manifest["guidance_dim"] = handle.get_slice("states").get_shape()[1]
     manifest["n"] = sum(s["n"] for s in manifest["shards"])
+    manifest["data"] = {"seeds": None if seeds is None else seed_ranges(seeds),
+                        "note": "seeds of the pairs' winner and loser images; null: not recorded by the source"}
     atomic_write_json(folder / "cache.json", manifest)
     return manifest
 

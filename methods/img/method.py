@@ -26,7 +26,9 @@ from imgbench.methods.img.guidance import GUIDANCE_SOURCES, build_templates, che
 from imgbench.api.method import Generation, Method
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest
+from imgbench.controls import TOKEN_CONTROLS, partner_prompts, random_norm_matched
 from imgbench.errors import UserError
+from imgbench.provenance import read_part
 from imgbench.util.text import as_bool
 
 logger = logging.getLogger(__name__)
@@ -43,12 +45,23 @@ class IMGMethod(Method):
                  mllm_dtype: str = "bf16", templates: str = "official", template: str | None = None,
                  ip_scale: float = 0.2, passes: int = 3, rounds: int = 1, save_answer: bool = False,
                  answer_tokens: int = 64, reuse_base: bool = True, save_tokens: bool = False,
-                 device: str | None = None) -> None:
+                 device: str | None = None, control: str | None = None) -> None:
         """`mllm` is the misalignment-finetuned MLLM (guidance 'finetuned-mllm', the paper's IMG);
         `original_mllm` the un-finetuned one that guidance 'mllm' reads (Table 5a, "Original MLLM").
-        `reuse_base` and `save_tokens` (keep the aligned tokens as a JSON artefact) do not change
-        pixels and are not part of the run's identity."""
+        `control` swaps one ingredient for a control (imgbench.controls; registered as the variants
+        img-own-tokens, img-zero-tokens, img-random-tokens, img-other-guidance); 'own-tokens' is the
+        same run as guidance 'none'. `reuse_base` and `save_tokens` (keep the aligned tokens as a JSON
+        artefact) do not change pixels and are not part of the run's identity."""
         check_source(guidance)
+        if control is not None and control not in TOKEN_CONTROLS:
+            raise UserError(f"unknown control {control!r}; the controls are {', '.join(TOKEN_CONTROLS)}.")
+        if guidance == "none" and control is None:  # IMG's "No guidance" row (Table 5a) is this control
+            control = "own-tokens"
+        if control in ("own-tokens", "zero-tokens", "random-tokens"):  # unaligned or replaced tokens: no guidance
+            guidance = "none"
+        if control == "other-guidance" and guidance == "none":
+            raise UserError("control other-guidance borrows another prompt's guidance, so it needs a guidance "
+                            "source other than 'none'.")
         save_answer = as_bool(save_answer, "save_answer")
         missing = []
         if guidance != "none" and not aligner:
@@ -77,7 +90,8 @@ class IMGMethod(Method):
         super().__init__(aligner=aligner, heads=heads, guidance=guidance, mllm=mllm, original_mllm=original_mllm,
                          conversation=conversation,
                          mllm_dtype=mllm_dtype, templates=templates, template=template, ip_scale=float(ip_scale),
-                         passes=passes, rounds=rounds, save_answer=save_answer, answer_tokens=answer_tokens)
+                         passes=passes, rounds=rounds, save_answer=save_answer, answer_tokens=answer_tokens,
+                         **({"control": control} if control else {}))
         self.reuse_base = as_bool(reuse_base, "reuse_base")
         self.save_tokens = as_bool(save_tokens, "save_tokens")
         self.device = device
@@ -101,6 +115,7 @@ class IMGMethod(Method):
             self._identity_extra.update(mllm=self._mllm.identity(), templates=self._templates.identity())
         self._base_items: dict[tuple[str, int], dict[str, Any]] = {}
         self._base_run: Any = None
+        self._partners: dict[str, Any] = {}
 
     def identity(self) -> dict[str, Any]:
         """Params plus the content of what they name: aligner sha256, MLLM weights and template, template list."""
@@ -110,9 +125,24 @@ class IMGMethod(Method):
             identity["resolved"]["mllm"] = {k: v for k, v in identity["resolved"]["mllm"].items() if k != "path"}
         return identity
 
+    def parts(self) -> list[dict[str, Any]]:
+        """The aligner (its aligner.json records the pairs' seeds) and the MLLM whose states guide it."""
+        parts = []
+        if self._aligner_path is not None:
+            parts.append(read_part("aligner", self._aligner_path.with_suffix(".json")))
+        if self._mllm is not None:
+            parts.append(read_part(f"mllm {self._mllm.identity().get('name', '')}".strip(),
+                                   self._mllm.provenance_manifest()))
+        return parts
+
     # base-run reuse ---------------------------------------------------------------------
     def prepare(self, context: Any) -> None:
-        """Find the `base` run of the same task, model, size and epoch: its images are our initial images."""
+        """Find the `base` run of the same task, model, size and epoch: its images are our initial images.
+        For the other-guidance control, pair every prompt with the task's next prompt of the same tag."""
+        if self.params.get("control") == "other-guidance":
+            if context is None:
+                raise UserError("control other-guidance needs the task's prompts (run it through `imgbench run`).")
+            self._partners = partner_prompts(context.task.prompts)
         if not self.reuse_base or context is None:
             return
         from imgbench.components import build_method
@@ -185,9 +215,17 @@ class IMGMethod(Method):
         from imgbench.methods.img.guidance import text_guidance
 
         tokens = torch.as_tensor(model.encode_image(images)).detach().float().cpu()
-        guidance = self.params["guidance"]
+        control, guidance = self.params.get("control"), self.params["guidance"]
+        if control == "zero-tokens":
+            return tokens, torch.as_tensor(model.null_image_tokens(len(requests))).float().cpu()
+        if control == "random-tokens":
+            return tokens, random_norm_matched(tokens, [(r.prompt.id, r.seed) for r in requests])
         if guidance == "none":
             return tokens, tokens  # Table 5a "No guidance": the initial tokens as they are
+        if control == "other-guidance":  # the partner's guidance: its own initial image and question, same seed
+            requests = [replace(r, prompt=self._partners[r.prompt.id]) for r in requests]
+            images = self._initial_images(requests, model)[0] if guidance != "text" else images
+            questions = [self._templates.question(r.prompt.text, r.seed) if self._templates else "" for r in requests]
         if guidance == "text":
             states = text_guidance(model, [r.prompt.text for r in requests])
         else:
@@ -225,6 +263,9 @@ class IMGMethod(Method):
                 for index, item in enumerate(artefacts):
                     item[f"tokens{round_index}"] = token_record(tokens[index], aligned[index],
                                                                 self.params["ip_scale"])
+        if self.params.get("control") == "other-guidance":
+            for info, request in zip(infos, requests, strict=True):
+                info["guidance_from_prompt"] = self._partners[request.prompt.id].id
         return [Generation(image=image, artefacts=item, info={**info, **({"question": q} if q else {})})
                 for image, item, info, q in zip(images, artefacts, infos, questions, strict=True)]
 

@@ -203,6 +203,7 @@ class Trainer:
             "format": "imgbench-img-aligner", "imgbench": __version__, "step": self.step,
             "train": self.config.to_dict(), "cache": self.cache.manifest["identity"],
             "cache_sha256": self.cache.manifest["identity_sha256"], "n_pairs": len(self.cache),
+            "data": self.cache.manifest.get("data", {"seeds": None}),
             "reference_updates": self.schedule.updates, "final": final or {},
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return path

@@ -94,6 +94,9 @@ class ShapesLlava(MLLM):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "weights_sha256": self._digest, "template": "user : <image> {q} assistant :"}
 
+    def provenance_manifest(self) -> Path:
+        return self.folder / "manifest.json"
+
     def _load(self) -> dict[str, Any]:
         if self._parts is None:
             from transformers import LlavaForConditionalGeneration, PreTrainedTokenizerFast

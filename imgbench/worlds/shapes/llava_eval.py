@@ -8,6 +8,7 @@ fix of the checker's diff. The majority baseline always gives the most frequent 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from imgbench.worlds.shapes.checker import check
 from imgbench.worlds.shapes.edits import NOTHING, is_valid_fix, parse
 from imgbench.worlds.shapes.llava_data import QUESTION, corrupt
 from imgbench.worlds.shapes.render import CANVAS
+from imgbench.worlds.shapes.seeds import TEST_SEEDS
 from imgbench.worlds.shapes.tasks import split_prompts
 from imgbench.worlds.shapes.train_unet import train_rows
 
@@ -33,8 +35,9 @@ def majority_instruction(n: int = 2000, seed: int = 0) -> str:
     return counts.most_common(1)[0][0]
 
 
-def misaligned_cases(model: Any, split: str = "test", seeds: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
-    """(image, prompt, detected scene, position_ok) for every generated image the checker rejects."""
+def misaligned_cases(model: Any, split: str = "test",
+                     seeds: Sequence[int] = tuple(TEST_SEEDS)) -> list[dict[str, Any]]:
+    """(image, prompt, seed, detected scene, position_ok) for every generated image the checker rejects."""
     requests = [GenerationRequest(p, s, CANVAS, CANVAS) for p in split_prompts(split) for s in seeds]
     cases = []
     for start in range(0, len(requests), 64):
@@ -42,7 +45,7 @@ def misaligned_cases(model: Any, split: str = "test", seeds: tuple[int, ...] = (
         for request, image in zip(chunk, model.generate(chunk), strict=True):
             verdict = check(image, request.prompt.metadata["spec"])
             if not verdict["correct"]:
-                cases.append({"image": image, "prompt": request.prompt,
+                cases.append({"image": image, "prompt": request.prompt, "seed": request.seed,
                               "scene": [(d["color"], d["shape"]) for d in verdict["detected"]],
                               "position_ok": verdict["aspects"]["position"] is not False})
     return cases
@@ -54,13 +57,26 @@ def instruction_accuracy(answers: list[str], cases: list[dict[str, Any]]) -> flo
     return float(np.mean(ok)) if ok else float("nan")
 
 
-def evaluate(model: Any, mllms: dict[str, Any], split: str = "test") -> dict[str, Any]:
-    cases = misaligned_cases(model, split)
+def accuracy_by_seed(answers: list[str], cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Overall and per seed: one seed is one layout for every prompt, so a figure from one seed is one draw."""
+    seeds = sorted({c["seed"] for c in cases})
+    picked = {s: [i for i, c in enumerate(cases) if c["seed"] == s] for s in seeds}
+    return {"all": instruction_accuracy(answers, cases),
+            "by_seed": {str(s): instruction_accuracy([answers[i] for i in index], [cases[i] for i in index])
+                        for s, index in picked.items()}}
+
+
+def evaluate(model: Any, mllms: dict[str, Any], split: str = "test",
+             seeds: Sequence[int] = tuple(TEST_SEEDS)) -> dict[str, Any]:
+    """Valid-fix rate of each MLLM (and of the majority instruction) on the misaligned drawings of every seed."""
+    cases = misaligned_cases(model, split, seeds)
     questions = [QUESTION.format(prompt=c["prompt"].text) for c in cases]
     images = [c["image"] for c in cases]
     majority = majority_instruction()
-    result = {"n_misaligned": len(cases), "majority_instruction": majority,
-              "majority": instruction_accuracy([majority] * len(cases), cases)}
+    result = {"split": split, "seeds": list(seeds), "n_misaligned": len(cases),
+              "n_misaligned_by_seed": {str(s): sum(c["seed"] == s for c in cases) for s in seeds},
+              "majority_instruction": majority,
+              "majority": accuracy_by_seed([majority] * len(cases), cases)}
     for name, mllm in mllms.items():
-        result[name] = instruction_accuracy(mllm.answer(images, questions), cases)
+        result[name] = accuracy_by_seed(mllm.answer(images, questions), cases)
     return result

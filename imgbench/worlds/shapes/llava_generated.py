@@ -18,6 +18,8 @@ import numpy as np
 
 from imgbench.api.records import GenerationRequest
 from imgbench.errors import UserError
+from imgbench.provenance import data_record
+from imgbench.worlds.shapes import seeds
 from imgbench.worlds.shapes.checker import check
 from imgbench.worlds.shapes.edits import NOTHING, Edit, Scene, distance, is_valid_fix
 from imgbench.worlds.shapes.grammar import COLORS, SHAPES
@@ -51,9 +53,17 @@ def fixing_instruction(scene: Scene, spec: dict[str, Any], position_ok: bool) ->
     return next((e.text() for e in candidate_edits(scene, spec) if is_valid_fix(e, scene, spec, position_ok)), None)
 
 
-def build(model: Any, seeds: list[int], out: str | Path, split: str = "train") -> dict[str, Any]:
-    """Draw every caption of the split per seed, label each drawing with its fix, save them to `out` (.npz)."""
-    requests = [GenerationRequest(p, s, CANVAS, CANVAS) for s in seeds for p in split_prompts(split)]
+def build(model: Any, out: str | Path, per_caption: int = 2, first_seed: int = seeds.LLAVA_DATA_FIRST_SEED,
+          split: str = "train") -> dict[str, Any]:
+    """Draw every caption of the split `per_caption` times, label each drawing with its fix, save to `out` (.npz).
+
+    Drawing i gets seed `first_seed + i`: a noise tensor (a layout) of its own, from the parts' seed range,
+    never a test or val seed (DESIGN §8)."""
+    prompts = split_prompts(split)
+    drawing_seeds = seeds.check_part_seeds(range(first_seed, first_seed + per_caption * len(prompts)),
+                                           "llava-data")
+    requests = [GenerationRequest(p, s, CANVAS, CANVAS)
+                for p, s in zip(prompts * per_caption, drawing_seeds, strict=True)]
     pixels, questions, answers = [], [], []
     for start in range(0, len(requests), BATCH):
         chunk = requests[start:start + BATCH]
@@ -73,7 +83,8 @@ def build(model: Any, seeds: list[int], out: str | Path, split: str = "train") -
     np.savez_compressed(tmp, pixels=np.stack(pixels), questions=np.array(questions), answers=np.array(answers))
     tmp.replace(out)
     stats = {"images": len(requests), "examples": len(answers), "nothing_to_change": answers.count(NOTHING),
-             "seeds": seeds, "split": split, "model": model.identity(),
+             "data": data_record(drawing_seeds, seeds.SPLIT_VERSION, captions=split, per_caption=per_caption),
+             "split": split, "model": model.identity(),
              "checker": {"name": ShapesExactScorer.name, "version": ShapesExactScorer.version}}
     out.with_suffix(".json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats
@@ -84,3 +95,14 @@ def load(path: str | Path) -> tuple[np.ndarray, list[str], list[str]]:
         raise UserError(f"{path} does not exist; make it with `imgbench train shapes llava-data --out {path}`.")
     with np.load(path) as data:
         return data["pixels"], [str(q) for q in data["questions"]], [str(a) for a in data["answers"]]
+
+
+def data_of(path: str | Path) -> dict[str, Any]:
+    """The `data` record (seeds, split version) written beside an .npz by `build`; older files have none."""
+    record = Path(path).with_suffix(".json")
+    data = json.loads(record.read_text()).get("data") if record.is_file() else None
+    if not isinstance(data, dict) or "seeds" not in data:
+        raise UserError(f"{path} has no record of the seeds its drawings used ({record}), so a part trained on it "
+                        f"could not say whether it saw test noise; redraw it with `imgbench train shapes llava-data "
+                        f"--out {path}`.")
+    return data

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from imgbench.errors import UserError
-from imgbench.worlds.shapes import llava, llava_generated
+from imgbench.provenance import data_record
+from imgbench.worlds.shapes import llava, llava_generated, seeds
 from imgbench.worlds.shapes.llava_data import example
 from imgbench.worlds.shapes.resumable import ResumableTrainer
 from imgbench.worlds.shapes.train_unet import train_rows
@@ -57,6 +58,7 @@ class LlavaTrainer(ResumableTrainer):
         if config.base and config.generated:
             raise UserError("shapes-llava-base only captions renders; --generated is for the instruction model.")
         self.generated = llava_generated.load(config.generated) if config.generated else None
+        self.data = self.data_record()  # before training: drawings without a seed record are refused now
         self.resume()
 
     def batch(self, step: int) -> dict[str, Any]:
@@ -91,6 +93,16 @@ class LlavaTrainer(ResumableTrainer):
         loss = self.model(**self.batch(self.step)).loss
         return self.optimize(loss)
 
+    def data_record(self) -> dict[str, Any]:
+        """What the part saw: renders come from the renderer's own RNG (no diffusion noise, so no seeds);
+        generated drawings carry the seeds `llava-data` drew them with (DESIGN §8)."""
+        renders = "train captions; renders with one error (renderer RNG seeded by (seed, step)), target = the fix"
+        if self.generated is None:
+            return data_record([], seeds.SPLIT_VERSION, renders=renders)
+        drawn = llava_generated.data_of(self.config.generated)
+        return {**drawn, "renders": renders, "generated": self.config.generated,
+                "generated_share": self.config.generated_share}
+
     def export(self, out: str | Path) -> Path:
         out = Path(out)
         self.model.save_pretrained(out)
@@ -98,8 +110,6 @@ class LlavaTrainer(ResumableTrainer):
         manifest = {"component": "llava-base" if self.config.base else "llava", "step": self.step,
                     "train_wall_seconds": round(self.wall_seconds, 1), "config": asdict(self.config),
                     "recent_train_loss": self.history[-1] if self.history else None,
-                    "data": ("train captions; renders with one error, target = the fixing instruction"
-                             + (f"; {self.config.generated_share:.0%} of examples from {self.config.generated}"
-                                if self.generated is not None else ""))}
+                    "data": self.data}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return out

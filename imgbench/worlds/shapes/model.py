@@ -140,6 +140,17 @@ class ShapesModel(Model):
                                   image_inputs(pixels))
             return fixed_chunks(lambda e: ip_adapter.project(parts["unet"], e), embeds)
 
+    def null_image_tokens(self, n: int) -> Any:
+        """The projection of a zero image embedding: the tokens the unconditional branch gets."""
+        import torch
+
+        if not self.supports_image_tokens:
+            raise UserError(f"the shapes weights in {self.folder} have no IP-Adapter (ip_adapter/, image_encoder/).")
+        parts = self._load()
+        with torch.no_grad():
+            zero = ip_adapter.project(parts["unet"], torch.zeros(1, parts["image_encoder"].config.projection_dim))
+        return zero.float().cpu().expand(n, -1, -1).clone()
+
     def encode_text(self, prompts: Sequence[str]) -> Any:
         """(batch, 16, width) token states of the text encoder: what the UNet cross-attends to."""
         import torch
@@ -203,12 +214,12 @@ class ShapesModel(Model):
 
         if not self.supports_image_tokens:
             return None
-        unet = self._load()["unet"]
-        zero = ip_adapter.project(unet, torch.zeros(1, self._load()["image_encoder"].config.projection_dim))
+        zero = self.null_image_tokens(1).to(self.device)
         if image_tokens is None:
             tokens = zero.expand(n, -1, -1)
         else:
-            tokens = torch.as_tensor(np.asarray([np.asarray(t, dtype=np.float32) for t in image_tokens]))
+            tokens = torch.as_tensor(np.asarray([np.asarray(t, dtype=np.float32) for t in image_tokens]),
+                                     device=zero.device)
             if tokens.shape != (n, *zero.shape[1:]):
                 raise UserError(f"image_tokens must have shape ({n}, {zero.shape[1]}, {zero.shape[2]}), "
                                 f"got {tuple(tokens.shape)}.")

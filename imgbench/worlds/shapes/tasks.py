@@ -11,13 +11,15 @@ from imgbench.worlds.shapes.grammar import SKILLS, SPLITS, splits
 
 
 def split_prompts(split: str) -> list[Prompt]:
-    """One prompt per caption of the split, skill by skill; ids are `<skill>-<index>`, tags the skill."""
+    """One prompt per caption of the split, skill by skill; ids are `<skill>-<index>`, tags the skill, plus
+    `held-out` on the test captions whose composition no train or val caption has (results reported apart)."""
     if split not in SPLITS:
         raise UserError(f"unknown shapes split {split!r}; the splits are {', '.join(SPLITS)}.")
     prompts = []
     for skill in SKILLS:
         for index, (caption, spec, held_out) in enumerate(splits()[split][skill]):
-            prompts.append(Prompt(id=f"{skill}-{index:04d}", text=caption, tags=(skill,),
+            prompts.append(Prompt(id=f"{skill}-{index:04d}", text=caption,
+                                  tags=(skill, "held-out") if held_out else (skill,),
                                   metadata={"spec": spec, "split": split, "held_out": held_out}))
     return prompts
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
+from imgbench.worlds.shapes.seeds import LLAVA_DATA_FIRST_SEED, TEST_SEEDS, VAL_SEEDS
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes ip-adapter --workdir /work/shapes-train/ip --steps 3000 --export
   # the MLLM (edit instructions): the shipped model draws the train captions, the checker names each fix,
   # then training mixes those drawings with renders; and its caption-only ablation
-  imgbench train shapes llava-data --seeds 0,1 --out /work/shapes-train/llava-data.npz
+  imgbench train shapes llava-data --out /work/shapes-train/llava-data.npz
   nice -n 10 imgbench train shapes llava --workdir /work/shapes-train/llava --steps 1500 \\
     --generated /work/shapes-train/llava-data.npz --export
   nice -n 10 imgbench train shapes llava --base --workdir /work/shapes-train/llava-base --steps 1500 --export
@@ -120,7 +121,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     ld = sub.add_parser("llava-data", help="draw the train captions, label each with its fix (for --generated)")
     ld.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw (default: shipped)")
-    ld.add_argument("--seeds", default="0,1", help="comma-separated seeds per caption")
+    ld.add_argument("--per-caption", type=at_least(1), default=2, help="drawings per train caption")
+    ld.add_argument("--first-seed", type=at_least(0), default=LLAVA_DATA_FIRST_SEED,
+                    help="drawing i uses this seed + i (must stay in the parts' range 1,000-99,999: DESIGN §8)")
     ld.add_argument("--out", required=True, help="the .npz to write (outside git)")
     ld.add_argument("--threads", type=at_least(1), default=1)
 
@@ -128,6 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     el.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw the test images")
     el.add_argument("--llava", default=str(WEIGHTS_DIR / "llava"), help="shapes-llava weights folder")
     el.add_argument("--llava-base", default=str(WEIGHTS_DIR / "llava-base"), help="shapes-llava-base weights folder")
+    el.add_argument("--split", default="test", choices=["val", "test"])
+    el.add_argument("--seeds", default=None, help="comma-separated seeds (default: the split's task seeds)")
     el.add_argument("--threads", type=at_least(1), default=1)
 
     ei = sub.add_parser("eval-ip", help="IP-Adapter: regenerate scenes from their own tokens, empty caption")
@@ -143,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev = sub.add_parser("eval", help="exact-checker accuracy of snapshots on the val split")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--guidance", default="1.0", help="comma-separated CFG scales")
-    ev.add_argument("--seeds", default="0", help="comma-separated seeds")
+    ev.add_argument("--seeds", default="100", help="comma-separated seeds (val seeds are 100-107)")
     ev.add_argument("--split", default="val", choices=["val", "test", "train"])
     ev.add_argument("--steps", type=at_least(0), default=None, help="only this snapshot step")
     ev.add_argument("--sample-steps", type=at_least(1), default=25, help="DDIM steps")
@@ -259,7 +264,8 @@ def _llava_data(args: argparse.Namespace) -> int:
     from imgbench.worlds.shapes.llava_generated import build
     from imgbench.worlds.shapes.model import ShapesModel
 
-    stats = build(ShapesModel(model_path=args.weights), [int(s) for s in args.seeds.split(",")], args.out)
+    stats = build(ShapesModel(model_path=args.weights), args.out, per_caption=args.per_caption,
+                  first_seed=args.first_seed)
     logger.info("llava data: %s", json.dumps({k: v for k, v in stats.items() if k != "model"}))
     return 0
 
@@ -275,7 +281,9 @@ def _eval_llava(args: argparse.Namespace) -> int:
     if not mllms:
         raise UserError(f"no shapes LLaVA weights in {args.llava} or {args.llava_base}: "
                         f"`imgbench train shapes llava --workdir W --export`.")
-    result = evaluate(ShapesModel(model_path=args.weights), mllms)
+    default = TEST_SEEDS if args.split == "test" else VAL_SEEDS
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(default)
+    result = evaluate(ShapesModel(model_path=args.weights), mllms, split=args.split, seeds=seeds)
     logger.info("instruction accuracy: %s", json.dumps(result))
     return 0
 

@@ -1,0 +1,43 @@
+"""Cost per image of every run on the `shapes` test task (results/README.md), from the runs' own records.
+
+`seconds` in a generation record is the method's own time per image (its share of the batch call); a run
+that reuses the base run's images as its initial images (img and its controls) spends nothing on them, so
+the whole cost of such an image is the base run's seconds plus its own. Model draws and MLLM calls per
+image follow from the records (`initial_image`) and the method's resolved parameters. Run from the repo root.
+"""
+
+import glob
+import json
+from pathlib import Path
+
+ROOT = Path("results/runs/shapes/shapes")
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for path in sorted(run.glob("generations*.jsonl"))
+            for line in path.read_text().splitlines() if line.strip()]
+
+
+rows, base_seconds = [], None
+for manifest_path in sorted(glob.glob(str(ROOT / "*" / "*" / "run.json"))):
+    run = Path(manifest_path).parent
+    manifest = json.loads(Path(manifest_path).read_text())
+    items = records(run)
+    if not items:
+        continue
+    params = manifest["identity"]["method"].get("params", {})
+    seconds = sum(r["seconds"] for r in items) / len(items)
+    generated_initial = sum(1 for r in items if r.get("info", {}).get("initial_image") == "generated")
+    regenerations = params.get("rounds", 1) if manifest["identity"]["method"]["name"] == "img" else 0
+    draws = (regenerations + generated_initial / len(items)) if regenerations else 1
+    mllm = regenerations if params.get("guidance") in ("mllm", "finetuned-mllm") else 0
+    if manifest["method"] == "base":
+        base_seconds = seconds
+    rows.append((manifest["method"], manifest["run_id"], len(items), seconds, regenerations > 0, draws, mllm))
+
+print("| run | id | images | seconds / image (own) | with the reused base image | new model draws / image "
+      "| MLLM calls / image |")
+print("|---|---|---|---|---|---|---|")
+for method, run_id, n, seconds, reuses, draws, mllm in rows:
+    total = f"{seconds + base_seconds:.3f}" if reuses and base_seconds is not None else f"{seconds:.3f}"
+    print(f"| {method} | {run_id} | {n} | {seconds:.3f} | {total} | {draws:g} | {mllm} |")
