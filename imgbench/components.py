@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from typing import Any
 
 from imgbench import catalog
@@ -49,7 +50,8 @@ def _check_integers(cls: type, given: dict[str, Any], what: str, flag: str) -> N
         names = _type_names(parameters[key].annotation) if key in parameters else set()
         if "int" not in names or not names <= {"int", "None"}:
             continue
-        if (value is None and "None" in names) or (isinstance(value, int) and not isinstance(value, bool)):
+        if (value is None and "None" in names) or (isinstance(value, int) and not isinstance(value, bool)) or \
+                (isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip())):  # API callers' "2"
             continue
         raise UserError(f"{what}: {flag} {key}={value} is not an integer; {key} takes a whole number "
                         f"(e.g. {flag} {key}=2).")
