@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from typing import Any
 
 from imgbench import catalog
@@ -17,6 +18,7 @@ from imgbench.api.model import Model
 from imgbench.api.registry import import_target
 from imgbench.api.scorer import Scorer
 from imgbench.api.specs import ComponentSpec
+from imgbench.devices import check_device
 from imgbench.errors import UserError
 
 
@@ -34,10 +36,32 @@ def _check_params(cls: type, params: dict[str, Any], what: str, flag: str) -> No
                             f"Valid {flag} keys: {', '.join(valid) or '(none)'}.")
 
 
+def _type_names(annotation: Any) -> set[str]:
+    """The names in a simple annotation ('int | None' → {'int', 'None'}); empty for anything richer."""
+    if isinstance(annotation, str):
+        return {part.strip() for part in annotation.split("|")}
+    return {annotation.__name__} if isinstance(annotation, type) else set()
+
+
+def _check_integers(cls: type, given: dict[str, Any], what: str, flag: str) -> None:
+    """An integer parameter must be given an integer: int(2.5) would silently make `steps=2.5` a 2."""
+    parameters = inspect.signature(cls.__init__).parameters
+    for key, value in given.items():
+        names = _type_names(parameters[key].annotation) if key in parameters else set()
+        if "int" not in names or not names <= {"int", "None"}:
+            continue
+        if (value is None and "None" in names) or (isinstance(value, int) and not isinstance(value, bool)) or \
+                (isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip())):  # API callers' "2"
+            continue
+        raise UserError(f"{what}: {flag} {key}={value} is not an integer; {key} takes a whole number "
+                        f"(e.g. {flag} {key}=2).")
+
+
 def instantiate(spec: ComponentSpec, params: dict[str, Any], flag: str, given: dict[str, Any] | None = None) -> Any:
     """Construct a component; a rejected value names what the user gave (`given`), not every default."""
     cls = import_target(spec.target, spec.needs, what=f"{spec.kind} {spec.name!r}")
     _check_params(cls, params, f"{spec.kind} {spec.name!r}", flag)
+    _check_integers(cls, given or {}, f"{spec.kind} {spec.name!r}", flag)
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
@@ -48,6 +72,8 @@ def instantiate(spec: ComponentSpec, params: dict[str, Any], flag: str, given: d
 def build_model(name: str, model_args: dict[str, Any], device: str | None = None, dtype: str | None = None,
                 model_path: str | None = None) -> tuple[ComponentSpec, Model]:
     spec = catalog.models().get(name).spec
+    if device is not None:
+        check_device(device)
     params = {**spec.params, **model_args}
     for key, value in (("device", device), ("dtype", dtype), ("model_path", model_path)):
         if value is not None:

@@ -14,6 +14,10 @@ class UserError(Exception):
     """A problem with the user's input; the message must say how to fix it."""
 
 
+class DamagedRunError(UserError):
+    """A run folder whose identity (run.json) cannot be trusted; commands that scan many runs skip it, by name."""
+
+
 def did_you_mean(name: str, choices: Iterable[str], kind: str) -> str:
     """Build the "unknown X 'y' — did you mean 'z'?" message, listing what exists."""
     choices = sorted(choices)

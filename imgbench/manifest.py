@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
@@ -42,15 +43,31 @@ def environment_facts(command: str) -> dict[str, Any]:
             "platform": platform.platform(), "host": platform.node()}
 
 
-def ensure_writable_dir(path: str | Path) -> Path:
-    """Create a folder (and parents), turning 'a parent is a file' and similar into a clear user error."""
+def _blocker(path: Path) -> Path:
+    """The nearest part of `path` that exists (the folder to create things in, or a file in the way)."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def check_writable_dir(path: str | Path, flag: str = "--output") -> Path:
+    """Refuse, before anything is loaded or written, a folder that could not be created or written into."""
+    path = Path(path).absolute()
+    blocker = _blocker(path)
+    if not blocker.is_dir():
+        raise UserError(f"cannot create output folder {path}: {blocker} is a file, not a folder. Choose another "
+                        f"{flag}.")
+    if not os.access(blocker, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to output folder {path}: {blocker} is not writable (permission denied). "
+                        f"Choose another {flag}.")
+    return path
+
+
+def ensure_writable_dir(path: str | Path, flag: str = "--output") -> Path:
+    """Create a folder (and parents), turning 'a parent is a file', 'permission denied' and similar into a
+    clear user error."""
     path = Path(path)
+    check_writable_dir(path, flag)
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
-        raise UserError(f"cannot create output folder {path}: {blocker} is a file, not a folder. "
-                        f"Choose another --output.") from None
-    except PermissionError:
-        raise UserError(f"cannot create output folder {path}: permission denied. Choose another --output.") from None
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {path}: {exc.strerror or exc}. Choose another {flag}.") from None
     return path

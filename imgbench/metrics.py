@@ -8,14 +8,12 @@ the same estimator and the same (prompt_id, seed) ordering as `imgbench compare`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from imgbench.api.records import Prompt
 from imgbench.crossed import TWO_WAY, ItemTable, estimate
 from imgbench.store import RunStore, decode_value
-from imgbench.util.io import atomic_write_json
 
 SCHEMA_VERSION = 2
 """2: two-way (prompt × seed) intervals with df and per-seed means; 1 had prompt-bootstrap intervals."""
@@ -38,7 +36,7 @@ def compute_metrics(store: RunStore, items: Sequence[tuple[Prompt, int]], item_s
         if any((p.id, s) not in rows for p, s in items):
             return None
         table = ItemTable.from_items({(p.id, s): decode_value(rows[(p.id, s)]) for p, s in items})
-        identity = json.loads((store.root / "scores" / f"{key}.json").read_text())
+        identity = store.read_scorer_meta(key)
         result["scorers"][key] = {"name": key.split("@")[0], "higher_is_better": identity["higher_is_better"],
                                   "overall": estimate(table).to_dict(),
                                   "by_tag": {tag: estimate(table.rows(ids)).to_dict() for tag, ids in
@@ -50,5 +48,5 @@ def write_metrics_if_complete(store: RunStore, items: Sequence[tuple[Prompt, int
                               scorer_keys: Sequence[str], primary: str) -> dict[str, Any] | None:
     metrics = compute_metrics(store, items, item_set, scorer_keys, primary)
     if metrics is not None:
-        atomic_write_json(store.metrics_json, metrics)
+        store.write_metrics(metrics)
     return metrics

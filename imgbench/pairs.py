@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def _scorer_key(store: RunStore, scorer: str) -> str:
         return matches[0]
     if not matches:
         raise UserError(f"run {store.root} has no scores from {scorer!r}; scored: {', '.join(keys) or 'none'}. "
-                        f"Score it first: `imgbench score {store.root} --scorer {scorer}`.")
+                        f"Score it first: `imgbench score --run {store.root} --scorer {scorer}`.")
     raise UserError(f"run {store.root} has several {scorer!r} score sets ({', '.join(matches)}); give the full key.")
 
 
@@ -66,10 +67,13 @@ def pairs_from_run(run_dir: str | Path, scorer: str, mode: str = "best-worst", m
 
     if mode not in MODES:
         raise UserError(f"pair mode must be one of {', '.join(MODES)}; got {mode!r}.")
+    if not math.isfinite(min_margin) or min_margin < 0:
+        raise UserError(f"--min-margin is the smallest score difference that makes a pair (0 or more), got "
+                        f"{min_margin}; e.g. --min-margin 0.1.")
     store = RunStore(run_dir)
     manifest = store.read_manifest()
     key = _scorer_key(store, scorer)
-    meta = json.loads((store.root / "scores" / f"{key}.json").read_text())
+    meta = store.read_scorer_meta(key)
     sign = 1.0 if meta.get("higher_is_better", True) else -1.0
     task = _task_of_run(manifest)
     texts = {p.id: p.text for p in task.prompts}

@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from imgbench.api.records import Prompt
-from imgbench.api.specs import PromptSource
+from imgbench.api.specs import FORMATS, PromptSource
 from imgbench.errors import UserError
 from imgbench.util.hashing import sha256_json
-
-FORMATS = ("txt", "csv", "tsv", "jsonl", "json")
 
 
 def content_sha256(prompts: list[Prompt]) -> str:

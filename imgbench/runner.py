@@ -8,6 +8,8 @@ generates only items without a valid record and scores only items without a vali
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import sys
 import time
@@ -24,16 +26,17 @@ from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest, Prompt
 from imgbench.api.scorer import Scorer
 from imgbench.api.specs import ComponentSpec
+from imgbench.audit import audit_generations, audit_scores, heal, row_checksum
 from imgbench.components import build_method, build_model, build_scorer
 from imgbench.errors import UserError
-from imgbench.manifest import ensure_writable_dir, environment_facts
+from imgbench.manifest import check_writable_dir, ensure_writable_dir, environment_facts
 from imgbench.metrics import write_metrics_if_complete
 from imgbench.progress import progress_bar
 from imgbench.provenance import leaks
-from imgbench.store import ItemKey, RunStore, Shard, encode_value
+from imgbench.store import ItemKey, RunStore, Shard, encode_value, run_folder
 from imgbench.task import Task, load_task, resolve_task
-from imgbench.util.hashing import sha256_json
-from imgbench.util.io import create_exclusive_json
+from imgbench.util.hashing import sha256_bytes, sha256_json
+from imgbench.util.text import MAX_ITEMS
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +97,18 @@ class RunPlan:
 
 
 def plan_run(request: RunRequest) -> RunPlan:
+    """Resolve and check everything a run needs; nothing is written (a refused request leaves no trace)."""
     if request.batch_size is not None and request.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {request.batch_size}.")
+    check_writable_dir(request.output)
     spec = resolve_task(request.task, request.prompts_file, text_column=request.text_column)
     task = load_task(spec)
+    prompts = task.select(request.tags, request.limit, request.offset)
+    seeds = request.seeds or spec.seeds
+    if len(prompts) * len(seeds) > MAX_ITEMS:
+        raise UserError(f"{len(prompts):,} prompts x {len(seeds):,} seeds is {len(prompts) * len(seeds):,} items; at "
+                        f"most {MAX_ITEMS:,} per invocation. Use fewer --seeds or --limit / --tags, and run the rest "
+                        f"in further invocations (they extend the same run).")
     model_name = request.model or spec.default_model
     if not model_name:
         raise UserError(f"task {spec.name!r} names no default_model; choose one with --model "
@@ -113,18 +124,20 @@ def plan_run(request: RunRequest) -> RunPlan:
         "cache_epoch": CACHE_EPOCH,
     }
     run_id = sha256_json(identity)[:12]
-    output = ensure_writable_dir(request.output)
-    store = RunStore(output / "runs" / spec.name / model_spec.name / method_spec.name / run_id)
-    return RunPlan(request=request, task=task, prompts=task.select(request.tags, request.limit, request.offset),
-                   seeds=request.seeds or spec.seeds, model_spec=model_spec, model=model, method_spec=method_spec,
-                   method=method, identity=identity, run_id=run_id, store=store,
+    store = RunStore(run_folder(request.output, spec.name, model_spec.name, method_spec.name, run_id))
+    return RunPlan(request=request, task=task, prompts=prompts, seeds=seeds, model_spec=model_spec, model=model,
+                   method_spec=method_spec, method=method, identity=identity, run_id=run_id, store=store,
                    batch_size=request.batch_size or model.preferred_batch_size)
 
 
 def open_run(plan: RunPlan) -> None:
-    """Create the folder and its run.json (once, by whichever process gets there first); log the invocation."""
+    """Create the folder and its run.json (once, by whichever process gets there first); log the invocation.
+
+    The first write of an invocation: everything that can refuse the request has run before it.
+    """
+    ensure_writable_dir(plan.request.output)
     ensure_writable_dir(plan.store.root)
-    manifest = {
+    plan.store.create_manifest({
         "schema_version": 1,
         "run_id": plan.run_id,
         "identity": plan.identity,
@@ -136,8 +149,7 @@ def open_run(plan: RunPlan) -> None:
         "parts": plan.model.parts() + plan.method.parts(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "created_by": environment_facts(plan.request.command),
-    }
-    create_exclusive_json(plan.store.run_json, manifest)
+    })
     plan.store.append_invocation({
         **environment_facts(plan.request.command),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -161,35 +173,42 @@ def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 
 def generate_phase(plan: RunPlan) -> int:
-    """Generate this shard's missing items; return how many were made."""
+    """Heal this shard's record files, then generate its missing items; return how many were made."""
     store, shard = plan.store, plan.request.shard
-    done = store.load_generations(verify=True)
-    missing = [(p, s) for p, s in plan.own_items if (p.id, s) not in done]
-    if not missing:
-        return 0
-    plan.method.prepare(plan)
-    height, width = plan.task.spec.height, plan.task.spec.width
-    with store.lock(f"generations{shard.suffix}"), store.appender(store.generations_file(shard)) as out, \
-            progress_bar(f"generate {plan.method_spec.name} on {plan.model_spec.name}", len(missing)) as advance:
-        for batch in _batches(missing, plan.batch_size):
-            requests = [GenerationRequest(prompt=p, seed=s, height=height, width=width) for p, s in batch]
-            start = time.perf_counter()
-            generations = plan.method.generate(requests, plan.model)
-            seconds = (time.perf_counter() - start) / len(batch)
-            if len(generations) != len(batch):
-                raise RuntimeError(f"method {plan.method_spec.name} returned {len(generations)} images for "
-                                   f"{len(batch)} requests")
-            for (prompt, seed), generation in zip(batch, generations, strict=True):
-                key: ItemKey = (prompt.id, seed)
-                relpath, digest = store.save_image(key, generation.image)
-                record = {"prompt_id": prompt.id, "seed": seed, "tags": list(prompt.tags), "image": relpath,
-                          "sha256": digest, "seconds": round(seconds, 6), "batch_size": plan.batch_size}
-                if generation.artefacts:
-                    record["artefacts"] = store.save_artefacts(key, generation.artefacts)
-                if generation.info:
-                    record["info"] = generation.info
-                out.append(record)
-                advance(1)
+    own = store.generations_file(shard)
+    with store.lock(store.lock_name(own)):
+        found, blocked = heal(store, lambda: audit_generations(store, verify=True), store.lock_name(own))
+        missing = [(p, s) for p, s in plan.own_items if (p.id, s) not in found.valid and (p.id, s) not in blocked]
+        if not missing:
+            return 0
+        orphans = [(p.id, s) for p, s in missing if (store.root / store.image_relpath((p.id, s))).exists()]
+        if orphans:
+            logger.warning("%s: %d image(s) on disk without a trusted record (a damaged or lost record file, or a "
+                           "write interrupted between image and record), e.g. %s; regenerated", store.root,
+                           len(orphans), store.image_relpath(orphans[0]))
+        plan.method.prepare(plan)
+        height, width = plan.task.spec.height, plan.task.spec.width
+        with store.appender(own) as out, \
+                progress_bar(f"generate {plan.method_spec.name} on {plan.model_spec.name}", len(missing)) as advance:
+            for batch in _batches(missing, plan.batch_size):
+                requests = [GenerationRequest(prompt=p, seed=s, height=height, width=width) for p, s in batch]
+                start = time.perf_counter()
+                generations = plan.method.generate(requests, plan.model)
+                seconds = (time.perf_counter() - start) / len(batch)
+                if len(generations) != len(batch):
+                    raise RuntimeError(f"method {plan.method_spec.name} returned {len(generations)} images for "
+                                       f"{len(batch)} requests")
+                for (prompt, seed), generation in zip(batch, generations, strict=True):
+                    key: ItemKey = (prompt.id, seed)
+                    relpath, digest = store.save_image(key, generation.image)
+                    record = {"prompt_id": prompt.id, "seed": seed, "tags": list(prompt.tags), "image": relpath,
+                              "sha256": digest, "seconds": round(seconds, 6), "batch_size": plan.batch_size}
+                    if generation.artefacts:
+                        record["artefacts"] = store.save_artefacts(key, generation.artefacts)
+                    if generation.info:
+                        record["info"] = generation.info
+                    out.append(record)
+                    advance(1)
     return len(missing)
 
 
@@ -197,39 +216,77 @@ def scorer_key(scorer: Scorer) -> str:
     return f"{scorer.name}@{sha256_json(scorer.identity())[:12]}"
 
 
+def _verified_image(store: RunStore, record: dict[str, Any]) -> Image.Image | None:
+    """The item's image, decoded from bytes that hash to its record; None (reported) if they do not.
+
+    Hashing the very bytes that are scored is what keeps a wrong digest out of every score row.
+    """
+    try:
+        data = store.resolve_image(record["image"]).read_bytes()
+    except FileNotFoundError:
+        data = b""
+    if sha256_bytes(data) != record["sha256"]:
+        logger.warning("%s: image %s does not match its recorded sha256; not scored (regenerate it with the "
+                       "command that made the run)", store.root, record["image"])
+        return None
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def score_row(scorer_key: str, key: ItemKey, image_sha256: str, value: float,
+              details: dict[str, Any] | None) -> dict[str, Any]:
+    """A score row as stored: JSON-normalised content plus its checksum (imgbench.audit.row_checksum)."""
+    encoded, nonfinite = encode_value(value)
+    row: dict[str, Any] = {"prompt_id": key[0], "seed": key[1], "image_sha256": image_sha256, "value": encoded}
+    if nonfinite:
+        row["nonfinite"] = nonfinite
+    if details:
+        row["details"] = dict(details)
+    row = json.loads(json.dumps(row, allow_nan=False))
+    row["checksum"] = row_checksum(row, scorer_key)
+    return row
+
+
 def score_items(store: RunStore, scorer: Scorer, items: Sequence[tuple[Prompt, int]], shard: Shard,
-                batch_size: int) -> int:
-    """Score items that have an image but no valid row for this scorer; return how many were scored."""
+                batch_size: int, generations: dict[ItemKey, dict[str, Any]] | None = None) -> int:
+    """Heal this shard's rows of the scorer, then score items that have an image but no trusted row.
+
+    `generations`: the run's trusted generation records, when the caller has them already.
+    """
     key = scorer_key(scorer)
-    create_exclusive_json(store.root / "scores" / f"{key}.json", {
-        "identity": scorer.identity(), "higher_is_better": scorer.higher_is_better,
-        "range": [scorer.value_range[0], scorer.value_range[1]]})
-    generations = store.load_generations(verify=False)
-    done = store.load_scores(key, generations)
-    todo = [(p, s) for p, s in items if (p.id, s) in generations and (p.id, s) not in done]
-    if not todo:
-        return 0
-    with store.lock(f"scores-{key}{shard.suffix}"), store.appender(store.scores_file(key, shard)) as out, \
-            progress_bar(f"score {scorer.name}", len(todo)) as advance:
-        for batch in _batches(todo, batch_size):
-            records = [generations[(p.id, s)] for p, s in batch]
-            images = []
-            for record in records:
-                with Image.open(store.resolve_image(record["image"])) as image:
-                    images.append(image.convert("RGB"))
-            results = scorer.score(images, [p for p, _ in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"scorer {scorer.name} returned {len(results)} results for {len(batch)} images")
-            for (prompt, seed), record, result in zip(batch, records, results, strict=True):
-                value, nonfinite = encode_value(result.value)
-                row = {"prompt_id": prompt.id, "seed": seed, "image_sha256": record["sha256"], "value": value}
-                if nonfinite:
-                    row["nonfinite"] = nonfinite
-                if result.details:
-                    row["details"] = dict(result.details)
-                out.append(row)
-                advance(1)
-    return len(todo)
+    if generations is None:
+        generations = store.load_generations(verify=False)
+    own = store.scores_file(key, shard)
+    with store.lock(store.lock_name(own)):
+        if store.scorer_meta_file(key).exists() and not store.score_files(key):
+            logger.warning("%s: the rows of %s are missing though its identity file is there (a deleted rows "
+                           "file); every item is rescored", store.root, key)
+        found, blocked = heal(store, lambda: audit_scores(store, key, generations), store.lock_name(own))
+        own.parent.mkdir(parents=True, exist_ok=True)
+        own.touch()  # before the identity file, so "identity without rows" always means rows were lost
+        store.write_scorer_meta(key, {"identity": scorer.identity(), "higher_is_better": scorer.higher_is_better,
+                                      "range": [scorer.value_range[0], scorer.value_range[1]]})
+        todo = [(p, s) for p, s in items
+                if (p.id, s) in generations and (p.id, s) not in found.valid and (p.id, s) not in blocked]
+        if not todo:
+            return 0
+        scored = 0
+        with store.appender(own) as out, progress_bar(f"score {scorer.name}", len(todo)) as advance:
+            for batch in _batches(todo, batch_size):
+                records = [generations[(p.id, s)] for p, s in batch]
+                loaded = [(item, record, image) for item, record in zip(batch, records, strict=True)
+                          if (image := _verified_image(store, record)) is not None]
+                if not loaded:
+                    continue
+                results = scorer.score([image for _, _, image in loaded], [p for (p, _), _, _ in loaded])
+                if len(results) != len(loaded):
+                    raise RuntimeError(f"scorer {scorer.name} returned {len(results)} results for {len(loaded)} "
+                                       f"images")
+                for ((prompt, seed), record, _), result in zip(loaded, results, strict=True):
+                    out.append(score_row(key, (prompt.id, seed), record["sha256"], result.value, result.details))
+                    scored += 1
+                advance(len(batch))
+    return scored
 
 
 def build_scorers(names: Sequence[str], scorer_args: dict[str, dict[str, Any]] | None = None) -> list[Scorer]:
@@ -257,6 +314,8 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     """The whole pipeline for one invocation (`run` when score=True, `generate` otherwise)."""
     plan = plan_run(request)
     scorers = build_scorers(request.scorers or plan.task.spec.scorers, request.scorer_args) if score else []
+    plan.store.check_identity(plan.identity)
+    had_metrics = plan.store.metrics_json.exists()
     open_run(plan)
     for line in leaks(plan.store.read_manifest().get("parts", []), plan.seeds):
         logger.warning("run %s: %s", plan.run_id, line)
@@ -264,11 +323,18 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     scored: dict[str, int] = {}
     metrics = None
     if score:
+        generations = plan.store.load_generations(verify=False)
         for scorer in scorers:
-            scored[scorer.name] = score_items(plan.store, scorer, plan.own_items, request.shard, plan.batch_size)
+            scored[scorer.name] = score_items(plan.store, scorer, plan.own_items, request.shard, plan.batch_size,
+                                              generations)
         primary = plan.task.spec.primary_scorer if plan.task.spec.primary_scorer in scored else scorers[0].name
         metrics = write_metrics_if_complete(plan.store, plan.items, item_set(plan),
                                             [scorer_key(s) for s in scorers], primary)
+        if metrics is not None and not had_metrics and not generated and not any(scored.values()):
+            logger.warning("%s was missing though every item was already generated and scored (deleted, or a "
+                           "process was killed before writing it); recomputed from the records",
+                           plan.store.metrics_json)
+    plan.store.remove_stale_temp_files()
     return RunOutcome(plan=plan, generated=generated, scored=scored, metrics=metrics)
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from imgbench.errors import UserError
+from imgbench.errors import DamagedRunError, UserError
 from imgbench.store import ItemKey, RunStore, decode_value
-from imgbench.util.text import parse_key_values
+from imgbench.util.text import check_name, parse_key_values
 
 logger = logging.getLogger(__name__)
 
@@ -87,16 +87,26 @@ class RunInfo:
 
 
 def scan_runs(output: str | Path, task: str | None = None) -> list[RunInfo]:
-    """Every run folder under OUTPUT/runs (of one task, if given), sorted by task and label."""
+    """Every sound run folder under OUTPUT/runs (of one task, if given), sorted by task and label.
+
+    A folder whose run.json is missing, damaged or edited is skipped and named (a warning): one damaged run
+    must not take a whole comparison or report down, nor be trusted in it.
+    """
+    if task is not None:
+        check_name(task, "--task")
     runs_dir = Path(output) / "runs"
-    pattern = f"{task}/*/*/*/run.json" if task else "*/*/*/*/run.json"
+    pattern = f"{task}/*/*/*" if task else "*/*/*/*"
     runs = []
-    for path in sorted(runs_dir.glob(pattern)):
-        manifest = RunStore(path.parent).read_manifest()
-        runs.append(RunInfo(root=path.parent, run_id=manifest.get("run_id", path.parent.name),
-                            task=manifest.get("task", path.parts[-5]), model=manifest.get("model", path.parts[-4]),
-                            method=manifest.get("method", path.parts[-3]), variant=variant_of(manifest),
-                            manifest=manifest))
+    for folder in sorted(p for p in runs_dir.glob(pattern) if p.is_dir()):
+        try:
+            manifest = RunStore(folder).read_manifest()
+        except DamagedRunError as exc:
+            logger.warning("skipped: %s", exc)
+            continue
+        except UserError:  # not a run folder at all (e.g. an empty one left by a refused command)
+            continue
+        runs.append(RunInfo(root=folder, run_id=manifest["run_id"], task=manifest["task"], model=manifest["model"],
+                            method=manifest["method"], variant=variant_of(manifest), manifest=manifest))
     if not runs:
         where = f"{runs_dir}/{task}" if task else str(runs_dir)
         raise UserError(f"no run folders under {where}; make some with `imgbench run --task {task or 'TASK'} "
@@ -196,7 +206,7 @@ def load_scores(run: RunInfo, key: str) -> ItemScores:
     if not rows:
         raise UserError(f"run {run.label} ({run.root}) has no valid {key} score rows; rescore it with "
                         f"`imgbench score --run {run.root} --scorer {key.split('@')[0]}`.")
-    identity = json.loads((store.root / "scores" / f"{key}.json").read_text(encoding="utf-8"))
+    identity = store.read_scorer_meta(key)
     value_range = identity.get("range")
     return ItemScores(run=run, scorer_key=key, higher_is_better=bool(identity.get("higher_is_better", True)),
                       value_range=tuple(value_range) if value_range else None,

@@ -1,4 +1,4 @@
-"""The run folder: layout, crash-safe records, integrity checks and shard locks (DESIGN §5).
+"""The run folder: layout, identity, crash-safe writes and shard locks (DESIGN §5).
 
     <output>/runs/<task>/<model>/<method>/<run_id>/
       run.json                                   identity, written once by whichever process creates the run
@@ -6,11 +6,12 @@
       images/<prompt_id>/<seed>.png              (+ artefacts/<prompt_id>/<seed>/<name>.png|.json)
       generations[.shard-I-of-N].jsonl           one record per image: prompt_id, seed, tags, image, sha256, seconds
       scores/<scorer>@<hash>.json                the scorer's identity
-      scores/<scorer>@<hash>[.shard-I-of-N].jsonl  prompt_id, seed, image_sha256, value, details
+      scores/<scorer>@<hash>[.shard-I-of-N].jsonl  prompt_id, seed, image_sha256, value, details, checksum
       metrics.json                               aggregate over a named item set
 
-A record is trusted only if its image still hashes to the recorded sha256; anything else is
-reported and redone. Each shard writes only its own record files, under an exclusive lock.
+run_id is the hash of run.json's identity and the folder's name, so an edited, damaged or missing run.json
+is always detected. Which records are trusted, and how damaged record files are healed, is imgbench.audit's
+job (docs/store.md); each shard writes only its own record files, under an exclusive lock.
 """
 
 from __future__ import annotations
@@ -20,21 +21,33 @@ import io
 import json
 import logging
 import math
-import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgbench.errors import UserError
-from imgbench.util.hashing import sha256_bytes, sha256_file, sha256_json
-from imgbench.util.io import JsonlAppender, atomic_write_bytes, atomic_write_json, read_jsonl
+from imgbench import audit
+from imgbench.errors import DamagedRunError, UserError
+from imgbench.util.hashing import canonical_json, sha256_bytes, sha256_json
+from imgbench.util.io import (
+    JsonlAppender,
+    append_line,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    create_exclusive_json,
+    remove_stale_temp_files,
+)
+from imgbench.util.text import check_name
 
 logger = logging.getLogger(__name__)
 
 ItemKey = tuple[str, int]
 SCHEMA_VERSION = 1
+_SHARD_SUFFIX = re.compile(r"\.shard-\d+-of-\d+$")
+_MANIFEST_FIELDS = {"run_id": str, "identity": dict, "task": str, "model": str, "method": str}
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ class Shard:
         except ValueError:
             raise UserError(f"--shard expects I/N such as 0/2, got {text!r}.") from None
         if shard.count < 1 or not 0 <= shard.index < shard.count:
-            raise UserError(f"--shard {text}: I must be between 0 and N-1 and N at least 1.")
+            raise UserError(f"--shard {text}: I must be between 0 and N-1 and N at least 1 (e.g. 0/2 and 1/2).")
         return shard
 
     @property
@@ -79,6 +92,21 @@ def decode_value(record: dict[str, Any]) -> float:
     if record.get("value") is None:
         return float(record.get("nonfinite") or "nan")
     return float(record["value"])
+
+
+def run_folder(output: str | Path, task: str, model: str, method: str, run_id: str) -> Path:
+    """OUTPUT/runs/<task>/<model>/<method>/<run_id>; each name must be one plain folder name (never `..`)."""
+    for what, name in (("task name", task), ("model name", model), ("method name", method), ("run id", run_id)):
+        check_name(name, what)
+    return Path(output) / "runs" / task / model / method / run_id
+
+
+def _differences(expected: Any, found: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two JSON values differ (for a message that says what was edited)."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        return [path for key in sorted(set(expected) | set(found))
+                for path in _differences(expected.get(key), found.get(key), f"{prefix}{key}.")]
+    return [] if expected == found else [prefix.rstrip(".") or "(the whole identity)"]
 
 
 class RunStore:
@@ -110,33 +138,107 @@ class RunStore:
     def scores_file(self, scorer_key: str, shard: Shard) -> Path:
         return self.root / "scores" / f"{scorer_key}{shard.suffix}.jsonl"
 
+    def scorer_meta_file(self, scorer_key: str) -> Path:
+        return self.root / "scores" / f"{scorer_key}.json"
+
+    def generation_files(self) -> list[Path]:
+        return sorted(self.root.glob("generations*.jsonl"))
+
+    def score_files(self, scorer_key: str) -> list[Path]:
+        folder = self.root / "scores"
+        return sorted(p for p in folder.glob("*.jsonl") if _SHARD_SUFFIX.sub("", p.stem) == scorer_key)
+
     # identity ---------------------------------------------------------------------------
-    def read_manifest(self) -> dict[str, Any]:
+    def _has_content(self) -> bool:
+        return any((self.root / name).exists() for name in ("run.json", "images", "scores")) or \
+            bool(self.generation_files())
+
+    def _manifest_problem(self) -> tuple[str | None, dict[str, Any] | None]:
+        """(what is wrong with run.json, its parsed content if it parsed)."""
         if not self.run_json.exists():
+            return "run.json is missing", None
+        try:
+            manifest = json.loads(self.run_json.read_bytes())
+        except (ValueError, UnicodeDecodeError):
+            return "run.json is not valid JSON", None
+        if not isinstance(manifest, dict):
+            return "run.json is not a JSON object", None
+        for name, kind in _MANIFEST_FIELDS.items():
+            if not isinstance(manifest.get(name), kind):
+                return f"run.json has no valid {name!r}", manifest
+        if manifest["run_id"] != self.root.name:
+            return f"run.json names run {manifest['run_id']!r}, but the folder is {self.root.name!r}", manifest
+        try:
+            digest = sha256_json(manifest["identity"])[:12]
+        except ValueError:
+            digest = ""
+        if digest != manifest["run_id"]:
+            return "run.json's identity does not hash to its run id (it was edited or damaged)", manifest
+        return None, manifest
+
+    def _damaged(self, problem: str) -> DamagedRunError:
+        return DamagedRunError(
+            f"run folder {self.root} is damaged: {problem}. Its images and scores cannot be attributed to a model "
+            f"and method, so imgbench will not use them: move the folder out of the results folder (or delete it) "
+            f"and rerun the command that made it (invocations.jsonl in the folder lists it).")
+
+    def read_manifest(self) -> dict[str, Any]:
+        """run.json, checked against the folder: readable, complete, and hashing to the folder's run id."""
+        if not self.root.is_dir() or not self._has_content():
             raise UserError(f"{self.root} is not an imgbench run folder (no run.json); give a folder made by "
                             f"`imgbench run` or `imgbench generate`.")
-        try:
-            return json.loads(self.run_json.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise UserError(f"{self.run_json} is damaged (not valid JSON); delete the run folder and rerun.") from None
+        problem, manifest = self._manifest_problem()
+        if problem:
+            raise self._damaged(problem)
+        assert manifest is not None
+        return manifest
 
-    # writing ----------------------------------------------------------------------------
+    def check_identity(self, identity: dict[str, Any]) -> None:
+        """Refuse a folder at this run's path whose run.json is missing, damaged or not this identity.
+
+        The path is derived from the identity's hash, so a sound run.json there is this identity; a folder
+        with no content at all (a process killed before writing run.json) is simply empty.
+        """
+        if not self.root.is_dir() or not self._has_content():
+            return
+        problem, manifest = self._manifest_problem()
+        if problem is None:
+            return
+        if manifest is not None and isinstance(manifest.get("identity"), dict):
+            changed = _differences(json.loads(canonical_json(identity)), manifest["identity"])
+            problem += f"; it differs from the identity this command asks for at {', '.join(changed[:4])}"
+        raise self._damaged(problem)
+
+    # locks ------------------------------------------------------------------------------
+    @staticmethod
+    def lock_name(record_file: Path) -> str:
+        """The lock guarding one record file (a shard's generations, or a shard's rows of one scorer)."""
+        return record_file.stem if record_file.parent.name != "scores" else f"scores-{record_file.stem}"
+
     @contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """Exclusive per-shard lock: a second process on the same shard is refused, not interleaved."""
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """An exclusive per-shard lock, without waiting: yields whether it was free (held until the block ends)."""
         lock_dir = self.root / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_dir / f"{name}.lock", "w")
-        try:
+        with open(lock_dir / f"{name}.lock", "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UserError(f"another imgbench process is writing {name} of {self.root}; wait for it, "
-                                f"or give this process another --shard.") from None
-            yield
-        finally:
-            handle.close()
+                yield False
+                return
+            yield True
 
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """The lock a writer holds for its whole phase: a second process on the same shard is refused, not
+        interleaved."""
+        with self.try_lock(name) as free:
+            if not free:
+                raise UserError(f"another imgbench process is writing {name} of {self.root}; wait for it to "
+                                f"finish, then rerun (two processes on the same items would make them twice).")
+            yield
+
+    # writing ----------------------------------------------------------------------------
     def save_image(self, key: ItemKey, image: Any) -> tuple[str, str]:
         """Write the PNG atomically; return (relative path, sha256 of the bytes)."""
         buffer = io.BytesIO()
@@ -162,62 +264,106 @@ class RunStore:
         return saved
 
     def append_invocation(self, record: dict[str, Any]) -> None:
-        path = self.root / "invocations.jsonl"
-        line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.root / "invocations.jsonl", record)
 
     def appender(self, path: Path, fsync: bool = True) -> JsonlAppender:
         return JsonlAppender(path, fsync=fsync)
 
+    def create_manifest(self, manifest: dict[str, Any]) -> None:
+        create_exclusive_json(self.run_json, manifest)
+
+    def write_scorer_meta(self, scorer_key: str, meta: dict[str, Any]) -> None:
+        """The scorer's identity file, derived from the scorer: written if missing, rewritten if damaged."""
+        path = self.scorer_meta_file(scorer_key)
+        problem = self._scorer_meta_problem(scorer_key)
+        if problem is None:
+            return
+        if problem == "is missing":
+            if create_exclusive_json(path, meta) and any(p.stat().st_size for p in self.score_files(scorer_key)):
+                logger.warning("%s was missing though the run has rows of this scorer; rewritten from the scorer",
+                               path)
+            return
+        logger.warning("%s %s; rewritten from the scorer", path, problem)
+        atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        """Write metrics.json, saying so when the file there was damaged or disagreed over the same items."""
+        text = json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        try:
+            old = self.metrics_json.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            old = None
+        except (OSError, UnicodeDecodeError):
+            old = ""
+        if old == text:
+            return
+        if old is not None:
+            try:
+                same_items = json.loads(old).get("item_set") == metrics["item_set"]
+            except (ValueError, AttributeError):
+                logger.warning("%s was damaged (not a JSON object); recomputed from the records", self.metrics_json)
+            else:
+                if same_items:
+                    logger.warning("%s disagreed with the records over the same items (edited, damaged, or written "
+                                   "by another imgbench version); recomputed from the records", self.metrics_json)
+        atomic_write_text(self.metrics_json, text)
+
+    def remove_stale_temp_files(self) -> None:
+        remove_stale_temp_files(self.root)
+
     # reading ----------------------------------------------------------------------------
     def load_generations(self, verify: bool = True) -> dict[ItemKey, dict[str, Any]]:
-        """Valid generation records from every shard's file; damaged ones are reported and dropped."""
-        records: dict[ItemKey, dict[str, Any]] = {}
-        for path in sorted(self.root.glob("generations*.jsonl")):
-            for record in read_jsonl(path):
-                try:
-                    key = (str(record["prompt_id"]), int(record["seed"]))
-                    image, digest = record["image"], record["sha256"]
-                except (KeyError, TypeError, ValueError):
-                    logger.warning("%s: record without prompt_id/seed/image/sha256 ignored", path)
-                    continue
-                if key in records:
-                    continue
-                if verify:
-                    file = self.resolve_image(image)
-                    if not file.exists():
-                        logger.warning("%s: image %s is missing; it will be regenerated", path, image)
-                        continue
-                    if sha256_file(file) != digest:
-                        logger.warning("%s: image %s does not match its recorded sha256; it will be regenerated",
-                                       path, image)
-                        continue
-                records[key] = record
-        return records
+        """The trusted generation record of each item (all shards); the rest is reported (imgbench.audit)."""
+        found = audit.audit_generations(self, verify)
+        found.report()
+        return found.valid
 
     def load_scores(self, scorer_key: str, generations: dict[ItemKey, dict[str, Any]]) -> dict[ItemKey, dict]:
-        """Score rows (all shards) whose image sha256 matches the current generation record."""
-        rows: dict[ItemKey, dict[str, Any]] = {}
-        folder = self.root / "scores"
-        for path in sorted(folder.glob(f"{scorer_key}*.jsonl")) if folder.exists() else []:
-            for record in read_jsonl(path):
-                try:
-                    key = (str(record["prompt_id"]), int(record["seed"]))
-                except (KeyError, TypeError, ValueError):
-                    continue
-                generation = generations.get(key)
-                if key in rows or generation is None or record.get("image_sha256") != generation["sha256"]:
-                    continue
-                rows[key] = record
-        return rows
+        """The trusted score row of each item: checksum sound, scoring the image its generation record names."""
+        found = audit.audit_scores(self, scorer_key, generations)
+        found.report()
+        return found.valid
 
     def scorer_keys(self) -> list[str]:
-        """Scorer keys (`name@hash`) that have an identity file in this run."""
+        """Scorer keys (`name@hash`) with an identity file or rows in this run."""
         folder = self.root / "scores"
-        return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+        if not folder.exists():
+            return []
+        return sorted({p.stem for p in folder.glob("*.json")} |
+                      {_SHARD_SUFFIX.sub("", p.stem) for p in folder.glob("*.jsonl")})
+
+    def _scorer_meta_problem(self, scorer_key: str) -> str | None:
+        try:
+            meta = json.loads(self.scorer_meta_file(scorer_key).read_bytes())
+        except FileNotFoundError:
+            return "is missing"
+        except (ValueError, UnicodeDecodeError):
+            return "is not valid JSON"
+        if not isinstance(meta, dict) or not isinstance(meta.get("identity"), dict):
+            return "has no scorer identity"
+        if sha256_json(meta["identity"])[:12] != scorer_key.rpartition("@")[2]:
+            return "holds an identity that does not hash to its name (edited or damaged)"
+        value_range = meta.get("range")
+        if not isinstance(meta.get("higher_is_better"), bool) or not (
+                value_range is None or (isinstance(value_range, list) and len(value_range) == 2
+                                        and all(isinstance(v, (int, float)) for v in value_range))):
+            return "has no valid higher_is_better / range"
+        return None
+
+    def read_scorer_meta(self, scorer_key: str) -> dict[str, Any]:
+        """A scorer's identity file (direction, range); damage names the command that rewrites it."""
+        problem = self._scorer_meta_problem(scorer_key)
+        if problem:
+            raise UserError(f"{self.scorer_meta_file(scorer_key)} {problem}; rescoring rewrites it: `imgbench score "
+                            f"--run {self.root} --scorer {scorer_key.split('@')[0]}`.")
+        return json.loads(self.scorer_meta_file(scorer_key).read_bytes())
+
+    def read_metrics(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(metrics.json, None) if it is a JSON object; (None, why not) if missing or damaged (the records decide)."""
+        try:
+            metrics = json.loads(self.metrics_json.read_bytes())
+        except FileNotFoundError:
+            return None, "missing"
+        except (ValueError, UnicodeDecodeError):
+            return None, "damaged (not valid JSON)"
+        return (metrics, None) if isinstance(metrics, dict) else (None, "damaged (not a JSON object)")

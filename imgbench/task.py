@@ -16,7 +16,7 @@ from imgbench.api.registry import import_target
 from imgbench.api.specs import PromptSource, TaskSpec
 from imgbench.errors import UserError
 from imgbench.prompts import content_sha256, read_prompt_file
-from imgbench.util.text import slugify
+from imgbench.util.text import check_name, slugify
 from imgbench.util.yamlfile import load_yaml_mapping
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,10 @@ def load_task(spec: TaskSpec) -> Task:
                        "incomplete or a different version (the run records the checksum it saw).",
                        spec.name, len(prompts), origin, spec.size)
         origin = f"{origin} (size {len(prompts)}, published {spec.size})"
+    for prompt in prompts:
+        if prompt.id in (".", "..") or "/" in prompt.id or "\\" in prompt.id or "\0" in prompt.id:
+            raise UserError(f"task {spec.name!r}: prompt id {prompt.id!r} cannot name a folder (images/<id>/); "
+                            f"ids must not contain '/' or '\\' or be '.' / '..'.")
     if spec.select_tags:
         wanted = {slugify(t) for t in spec.select_tags}
         prompts = [p for p in prompts if set(p.tags) & wanted]
@@ -127,6 +131,7 @@ def task_from_prompt_file(path: str | Path, text_column: str = "text", id_column
                           tag_columns: tuple[str, ...] = ()) -> TaskSpec:
     """An ad-hoc task for a user's prompt file (`--prompts FILE`): named after the file."""
     path = Path(path).resolve()
+    check_name(f"prompts-{path.stem}", f"--prompts {path.name}: the task name it gives")
     source = PromptSource(path=str(path), text_column=text_column, id_column=id_column, tag_columns=tag_columns)
     return TaskSpec(name=f"prompts-{path.stem}", description=f"prompts from {path}", prompts=source,
                     yaml_path=path)

@@ -37,3 +37,23 @@ def cli_process(tmp_path):
                               cwd=tmp_path, env={**os.environ, **(env or {})}, timeout=timeout)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def hardening_reference(tmp_path_factory):
+    """world → an output folder holding one undamaged reference run of that world, made once per session."""
+    from hardening_support import WORLDS, run_dir
+
+    from imgbench.cli import main
+
+    made: dict[str, Path] = {}
+
+    def reference(world: str) -> Path:
+        if world not in made:
+            output = tmp_path_factory.mktemp(f"reference-{world}")
+            assert main(["run", *WORLDS[world], "--output", str(output)]) == 0
+            run_dir(output)  # exactly one run
+            made[world] = output
+        return made[world]
+
+    return reference

@@ -58,6 +58,7 @@ def _finish_and_check(out: Path, reference: Path) -> None:
     (scores,) = (run / "scores").glob("*.jsonl")
     rows = _lines(scores)
     assert len({(r["prompt_id"], r["seed"]) for r in rows}) == len(rows) == 24
+    assert not list(run.rglob("*.tmp")), "a temp file of the killed process was left behind"
 
 
 @pytest.fixture(scope="module")

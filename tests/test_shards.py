@@ -51,6 +51,7 @@ def test_a_second_process_on_the_same_shard_is_refused(tmp_path):
         second = subprocess.run([sys.executable, "-m", "imgbench", *ARGS, "--output", tmp_path],
                                 capture_output=True, text=True)
         assert second.returncode == 2 and "another imgbench process is writing generations" in second.stderr
+        assert "wait for it to finish" in second.stderr and "--shard" not in second.stderr  # a shard would redo items
     finally:
         first.kill()
         first.wait()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from imgbench.errors import UserError, did_you_mean
+from imgbench.util.text import check_name
 
 T = TypeVar("T")
 
@@ -35,6 +36,7 @@ class Registry(Generic[T]):
         self._aliases: dict[str, str] = {}
 
     def register(self, name: str, spec: T, origin: str, aliases: tuple[str, ...] = ()) -> None:
+        check_name(name, f"{self.kind} name (registered by {origin})")  # it names a folder of every run
         for key in (name, *aliases):
             taken = self._entries.get(self._aliases.get(key, key))
             if taken is not None:

@@ -7,13 +7,20 @@ every spec rejects keys it does not know, naming the file, the line and the vali
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
+from imgbench.util.text import check_name, check_seeds
 from imgbench.util.yamlfile import LocatedMapping
+
+FORMATS = ("txt", "csv", "tsv", "jsonl", "json")
+"""Prompt file formats (`format:` in a task's prompts block, else the file suffix)."""
+MAX_SIDE = 16384
+"""Largest image side a task may ask for (a typo like 51200 would otherwise allocate until it fails)."""
 
 
 def check_keys(located: LocatedMapping, valid: list[str], kind: str) -> None:
@@ -40,12 +47,30 @@ def _str_list(located: LocatedMapping, key: str, default: tuple[str, ...] = ()) 
     if isinstance(value, str):
         value = [value]
     _expect(located, key, value, list, "a list of strings")
-    return tuple(str(v) for v in value)
+    if not all(isinstance(v, str) for v in value):
+        raise UserError(f"{located.where(key)}: {key} must be a list of strings, got {value!r}.")
+    return tuple(value)
 
 
 def _mapping(located: LocatedMapping, key: str) -> dict[str, Any]:
     value = located.data.get(key, {}) or {}
     return dict(_expect(located, key, value, dict, "a mapping"))
+
+
+def _optional_str(located: LocatedMapping, key: str, default: str | None = None) -> str | None:
+    value = located.data.get(key, default)
+    return None if value is None else _expect(located, key, value, str, "a string")
+
+
+def _int_in(located: LocatedMapping, key: str, default: int | None, low: int, high: int) -> int | None:
+    """An optional integer key within [low, high] (a size of 0 or a negative version is impossible, not odd)."""
+    value = located.data.get(key, default)
+    if value is None:
+        return None
+    _expect(located, key, value, int, "an integer")
+    if not low <= value <= high:
+        raise UserError(f"{located.where(key)}: {key} must be an integer from {low} to {high}, got {value!r}.")
+    return value
 
 
 def _required_str(located: LocatedMapping, key: str, kind: str) -> str:
@@ -92,18 +117,33 @@ class PromptSource:
         inner = LocatedMapping(data=dict(raw), origins={k: where.origins.get("prompts", (where.path, 1))
                                                        for k in raw}, path=where.path)
         check_keys(inner, list(cls.KEYS), "prompts")
+        fmt = _optional_str(inner, "format")
+        if fmt is not None and fmt not in FORMATS:
+            raise UserError(f"{inner.where('format')}: prompts.format must be one of {', '.join(FORMATS)}, got "
+                            f"{fmt!r}.")
+        loader = _optional_str(inner, "loader")
+        if loader is not None and ":" not in loader:
+            raise UserError(f"{inner.where('loader')}: prompts.loader must look like 'package.module:function', "
+                            f"got {loader!r}.")
+        data_dir = _optional_str(inner, "data_dir")
+        if data_dir is not None:
+            check_name(data_dir, f"{inner.where('data_dir')}: prompts.data_dir")
+        checksum = _optional_str(inner, "content_sha256")
+        if checksum is not None and not re.fullmatch(r"[0-9a-f]{64}", checksum):
+            raise UserError(f"{inner.where('content_sha256')}: prompts.content_sha256 must be 64 lowercase hex "
+                            f"digits (a sha256), got {checksum!r}.")
         return cls(
-            path=raw.get("path"),
-            format=raw.get("format"),
-            text_column=str(raw.get("text_column", "text")),
-            id_column=raw.get("id_column"),
+            path=_optional_str(inner, "path"),
+            format=fmt,
+            text_column=_optional_str(inner, "text_column", "text") or "text",
+            id_column=_optional_str(inner, "id_column"),
             tag_columns=_str_list(inner, "tag_columns"),
             metadata_columns=_str_list(inner, "metadata_columns"),
-            loader=raw.get("loader"),
-            url=raw.get("url"),
+            loader=loader,
+            url=_optional_str(inner, "url"),
             files=_str_list(inner, "files"),
-            data_dir=raw.get("data_dir"),
-            content_sha256=raw.get("content_sha256"),
+            data_dir=data_dir,
+            content_sha256=checksum,
         )
 
 
@@ -145,37 +185,39 @@ class TaskSpec:
 
     @classmethod
     def from_yaml(cls, located: LocatedMapping) -> TaskSpec:
+        """Every key checked for type and range here, so a bad YAML fails with its file and line, not mid-run."""
         check_keys(located, list(cls.KEYS), "task spec")
         data = located.data
+        _required_str(located, "task", "task spec")
+        name = _expect(located, "task", data["task"], str, "a string")
+        check_name(name, f"{located.where('task')}: task name")
         seeds = data.get("seeds", [0, 1, 2, 3])
         _expect(located, "seeds", seeds, list, "a list of non-negative integers")
-        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise UserError(f"{located.where('seeds')}: seeds must be non-negative integers, got {seeds!r}.")
+        check_seeds(seeds, f"{located.where('seeds')}: seeds")
         tags = _mapping(located, "tags")
-        for key in ("height", "width", "version", "size"):
-            if key in data and data[key] is not None:
-                _expect(located, key, data[key], int, "an integer")
-        prompts_raw = _mapping(located, "prompts")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in tags.values()):
+            raise UserError(f"{located.where('tags')}: tags must map each tag to its prompt count (an integer "
+                            f"≥ 0), got {tags!r}.")
         scorers = _str_list(located, "scorers")
-        primary = data.get("primary_scorer") or (scorers[0] if scorers else None)
+        primary = _optional_str(located, "primary_scorer") or (scorers[0] if scorers else None)
         if primary is not None and scorers and primary not in scorers:
             raise UserError(f"{located.where('primary_scorer')}: primary_scorer {primary!r} is not in scorers "
                             f"{list(scorers)}.")
         return cls(
-            name=_required_str(located, "task", "task spec"),
-            version=int(data.get("version", 1)),
-            description=str(data.get("description", "")),
+            name=name,
+            version=_int_in(located, "version", 1, 1, 10**9) or 1,
+            description=_optional_str(located, "description", "") or "",
             source=_mapping(located, "source"),
-            prompts=PromptSource.from_mapping(prompts_raw, located),
-            size=data.get("size"),
-            tags={str(k): int(v) for k, v in tags.items()},
+            prompts=PromptSource.from_mapping(_mapping(located, "prompts"), located),
+            size=_int_in(located, "size", None, 1, 10**9),
+            tags={str(k): v for k, v in tags.items()},
             select_tags=_str_list(located, "select_tags"),
             seeds=tuple(seeds),
-            height=int(data.get("height", 512)),
-            width=int(data.get("width", 512)),
+            height=_int_in(located, "height", 512, 1, MAX_SIDE) or 512,
+            width=_int_in(located, "width", 512, 1, MAX_SIDE) or 512,
             scorers=scorers,
             primary_scorer=primary,
-            default_model=data.get("default_model"),
+            default_model=_optional_str(located, "default_model"),
             yaml_path=located.path,
         )
 

@@ -40,6 +40,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
+        if message.endswith("expected one argument"):  # argparse reads a value like -1/2 as another flag
+            option = message.split()[1].rstrip(":").split("/")[-1]
+            message += f" (a value starting with '-' must be attached with '=', e.g. {option}=-1)"
         self.exit(2, f"{self.prog}: error: {message}\nRun `{self.prog} --help` for the options and examples.\n")
 
 

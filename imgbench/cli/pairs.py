@@ -25,11 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from imgbench.cli.console import output_console
     from imgbench.cli.show import find_run
     from imgbench.errors import UserError
+    from imgbench.manifest import check_writable_dir
     from imgbench.pairs import pairs_from_run, write_pairs
 
+    if Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a folder; give the pairs JSONL file to write, e.g. --out pairs.jsonl.")
+    check_writable_dir(Path(args.out).parent, "--out")
     pairs = pairs_from_run(find_run(args.run, args.output), args.scorer, args.mode, args.min_margin)
     if not pairs:
         raise UserError("no pairs: every prompt has fewer than two scored seeds or only ties; generate more seeds "

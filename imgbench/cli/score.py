@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
     from imgbench.cli.console import output_console
     from imgbench.cli.summary import metrics_table
     from imgbench.errors import UserError
-    from imgbench.runner import command_line
+    from imgbench.runner import build_scorers, command_line
     from imgbench.scoring import index_external_images, score_folder, score_run
     from imgbench.task import load_task, resolve_task
 
@@ -45,8 +45,9 @@ def main(args: argparse.Namespace) -> int:
         outcome = score_run(args.run, scorer_names(args), args.batch_size, command_line(), scorer_args(args))
     else:
         task = load_task(resolve_task(args.task, args.prompts, text_column=args.text_column))
+        scorers = build_scorers(scorer_names(args) or task.spec.scorers, scorer_args(args))
         store = index_external_images(Path(args.images), task, Path(args.output))
-        outcome = score_folder(store, task, scorer_names(args), args.batch_size, command_line(), scorer_args(args))
+        outcome = score_folder(store, task, scorers, args.batch_size, command_line())
     console = output_console()
     console.print(f"folder: {outcome.store.root}")
     console.print("scored " + ", ".join(f"{name} {count}" for name, count in outcome.scored.items()))

@@ -29,17 +29,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def find_run(name: str, output: str) -> Path:
-    """A run folder given as a path, or found by its id under OUTPUT/runs."""
+    """A run folder given as a path, or found by its id (or a unique prefix) under OUTPUT/runs."""
+    from imgbench.util.text import check_name
+
     path = Path(name)
-    if (path / "run.json").exists():
+    if path.is_dir():
         return path
-    matches = sorted(Path(output).glob(f"runs/*/*/*/{name}*/run.json"))
+    check_name(name, "run id")
+    matches = sorted(p for p in Path(output).glob(f"runs/*/*/*/{name}*") if p.is_dir())
     if len(matches) == 1:
-        return matches[0].parent
+        return matches[0]
     if not matches:
         raise UserError(f"no run folder or run id {name!r} under {output}/runs; list runs with "
                         f"`ls {output}/runs/*/*/*`.")
-    raise UserError(f"run id {name!r} is ambiguous: {', '.join(str(m.parent) for m in matches)}; give more of it.")
+    raise UserError(f"run id {name!r} is ambiguous: {', '.join(map(str, matches))}; give more of it.")
 
 
 def _show_task(name: str) -> None:
@@ -72,7 +75,7 @@ def _show_task(name: str) -> None:
 
 def _show_run(name: str, output: str) -> None:
     from imgbench.cli.console import output_console
-    from imgbench.cli.summary import metrics_table
+    from imgbench.cli.summary import metrics_problem, metrics_table
     from imgbench.metrics import SCHEMA_VERSION
     from imgbench.store import RunStore
 
@@ -84,14 +87,19 @@ def _show_run(name: str, output: str) -> None:
     console.print(json.dumps(manifest["identity"], indent=2, sort_keys=True))
     generations = store.load_generations(verify=False)
     console.print(f"images: {len(generations)}; scorers: {', '.join(store.scorer_keys()) or '-'}")
-    metrics = json.loads(store.metrics_json.read_text()) if store.metrics_json.exists() else None
-    if metrics is not None and metrics.get("schema_version") != SCHEMA_VERSION:
+    metrics, problem = store.read_metrics()
+    problem = problem or metrics_problem(metrics)
+    if metrics is not None and isinstance(metrics.get("schema_version"), int) and \
+            metrics["schema_version"] != SCHEMA_VERSION:
         console.print(f"metrics.json has schema {metrics.get('schema_version')} (prompt-only intervals), this "
                       f"imgbench writes {SCHEMA_VERSION}; rerun the run's `imgbench run` command to rewrite it.")
-    elif metrics is not None:
+    elif problem is None:
         console.print(metrics_table(metrics, title=f"metrics over {metrics['item_set']['n_items']} items"))
-    else:
+    elif problem == "missing":
         console.print("no metrics.json yet (the requested items are not all generated and scored).")
+    else:
+        console.print(f"metrics.json is {problem}: rerun the command that made the run (invocations.jsonl lists "
+                      f"it) to recompute it from the records.")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -13,6 +13,26 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+_NUMBERS = ("mean", "ci_low", "ci_high")
+_COUNTS = ("n_prompts", "n_seeds", "n_items", "nonfinite")
+
+
+def metrics_problem(metrics: dict[str, Any] | None) -> str | None:
+    """Why `metrics_table` could not print this metrics.json (a damaged or hand-edited file), else None."""
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("scorers"), dict):
+        return "damaged (no scorers mapping)"
+    if not isinstance(metrics.get("item_set"), dict) or not isinstance(metrics["item_set"].get("n_items"), int) \
+            or not isinstance(metrics.get("interval"), dict):
+        return "damaged (no item set or interval)"
+    for key, entry in metrics["scorers"].items():
+        overall = entry.get("overall") if isinstance(entry, dict) else None
+        if not isinstance(overall, dict) or not isinstance(entry.get("higher_is_better"), bool) or \
+                not all(overall.get(f) is None or isinstance(overall.get(f), (int, float)) for f in _NUMBERS) or \
+                not all(isinstance(overall.get(f), int) for f in _COUNTS):
+            return f"damaged (a malformed summary for {key})"
+    return None
+
+
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     """One row per scorer; the caption names the interval and carries each scorer's note (e.g. few seeds)."""
     table = Table(title=title, caption_justify="left")

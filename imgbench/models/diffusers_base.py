@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from imgbench.api.model import Model
+from imgbench.devices import check_device
 from imgbench.errors import UserError
 from imgbench.models.hub import ResolvedSource, WeightSource, resolve_all
 from imgbench.models.memory import DTYPE_BYTES, GB, check_fits, folder_params
@@ -40,12 +41,7 @@ def resolve_device(device: str | None) -> str:
         if torch.cuda.is_available():
             return "cuda"
         return "mps" if torch.backends.mps.is_available() else "cpu"
-    kind = str(device).split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available (torch {torch.__version__}); use --device cpu.")
-    if kind not in ("cuda", "cpu", "mps", "xpu"):
-        raise UserError(f"--device {device}: expected cpu, cuda, cuda:N, mps or xpu.")
-    return str(device)
+    return check_device(str(device))
 
 
 def torch_dtype(name: str) -> torch.dtype:
