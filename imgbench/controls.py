@@ -47,14 +47,14 @@ def partner_prompts(prompts: Sequence[Prompt]) -> dict[str, Prompt]:
     """Each prompt's partner for `other-guidance`: the next prompt (cyclically, in task order) whose first tag
     is the same, so the borrowed guidance is about the same kind of scene but another one; a prompt alone in
     its tag (or untagged) takes the next prompt of the task."""
-    partners: dict[str, Prompt] = {}
     groups: dict[str, list[Prompt]] = {}
     for prompt in prompts:
         groups.setdefault(prompt.tags[0] if prompt.tags else "", []).append(prompt)
+    partners: dict[str, Prompt] = {}
+    for group in groups.values():
+        for position, prompt in enumerate(group):
+            partners[prompt.id] = group[(position + 1) % len(group)]
     for index, prompt in enumerate(prompts):
-        group = groups[prompt.tags[0] if prompt.tags else ""]
-        if len(group) > 1:
-            partners[prompt.id] = group[(group.index(prompt) + 1) % len(group)]
-        else:
+        if len(groups[prompt.tags[0] if prompt.tags else ""]) == 1:
             partners[prompt.id] = prompts[(index + 1) % len(prompts)]
     return partners
