@@ -16,10 +16,10 @@ PAPER = 5000.0
 means = {}
 for label, run_id in result["run_ids"].items():
     (manifest,) = Path("results/runs/shapes-val").glob(f"*/*/{run_id}/run.json")
-    unet = json.loads(manifest.read_text())["identity"]["model"]["args"].get("unet_path")
-    if unet:
-        beta = json.loads((Path(unet) / "manifest.json").read_text())["config"]["beta"]
-        means[float(beta)] = result["overall"]["runs"][label]["mean"]
+    for part in json.loads(manifest.read_text())["parts"]:  # a DPO run's UNet part names its manifest
+        if part["name"].startswith("unet ") and part["manifest"]:
+            beta = json.loads(Path(part["manifest"]).read_text())["config"]["beta"]
+            means[float(beta)] = result["overall"]["runs"][label]["mean"]
 best = max(means.values())
 choice = PAPER if means.get(PAPER) == best else min(b for b, m in means.items() if m == best)
 for beta, mean in sorted(means.items()):
