@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|all]
+#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|all]
 # Held-out noise (DESIGN §8, imgbench/worlds/shapes/seeds.py): test = the `shapes` task's seeds 0-7, val =
 # `shapes-val`'s 100-107; everything a method part learns from (MLLM drawings, preference pairs) is drawn
 # with seeds 1,000-99,999. Run folders go to results/runs/ (git-ignored), trainer work folders to $W, tables
@@ -98,9 +98,54 @@ tables() {  # the controls figure and the failure reasons, from the runs above
   python results/shapes/failure_reasons.py | tee "$R/failure-reasons.md"
 }
 
+# shapes-dpo (docs/dpo.md): Diffusion-DPO on exactly the aligner's pairs ($OUT/pairs.jsonl); β chosen on val.
+D=$W/dpo                             # DPO work folders, held-out val pairs, the grid's UNets (outside git)
+DPO="imgbench train dpo --model shapes --pairs $OUT/pairs.jsonl --lr 2.048e-5 --warmup 500 --threads 1"
+DPO_BETAS="1000 5000"                # two points: the CPU budget of one session (2 cores)
+dpo_grid() {  # each β to 1,000 steps (in parallel, a core each), judged on shapes-val: choose_beta.py's rule
+  mkdir -p "$D" "$R/dpo"
+  [ -f "$D/val-pairs.jsonl" ] || {  # held out: val captions at val seeds 100-107, every pair of seeds
+    imgbench run --method base --task shapes-val --scorer shapes-exact --output "$D/runs"
+    imgbench pairs "$(ls -d "$D"/runs/runs/shapes-val/shapes/base/*)" --scorer shapes-exact --mode all \
+      --out "$D/val-pairs.jsonl"; }
+  local b against=""
+  for b in $DPO_BETAS; do
+    timed "dpo-grid-$b" $DPO --beta "$b" --steps 1000 --workdir "$D/w-$b" --out "$D/out-$b-1000" &
+  done
+  wait
+  imgbench run --method base --task shapes-val $B $S
+  for b in $DPO_BETAS; do
+    imgbench train dpo-eval --unet "$D/out-$b-1000" --pairs "$D/val-pairs.jsonl" --out "$R/dpo/val-reward-$b.json"
+    imgbench run --method base --task shapes-val --model shapes-dpo --model-arg "unet_path=$D/out-$b-1000" $B $S \
+      | tee "$D/val-run-$b.txt"
+    against="$against,$(sed -n 's/^run \([0-9a-f]*\):.*/\1/p' "$D/val-run-$b.txt")"  # `run ID: ...`
+  done
+  imgbench compare --task shapes-val --baseline shapes/base --against "${against#,}" --scorer shapes-exact \
+    --no-tags --json "$R/dpo/val-compare.json" | tee "$R/dpo/val-compare.txt"
+  python results/shapes/dpo/choose_beta.py | tee "$R/dpo/val-choice.txt"
+}
+
+dpo_train() {  # the chosen β's run continued to 2,000 steps (same batches: the trainer resumes), then shipped
+  local b; b=$(tail -1 "$R/dpo/val-choice.txt" | cut -d' ' -f2)
+  timed "dpo-train-$b" $DPO --beta "$b" --steps 2000 --workdir "$D/w-$b" --out imgbench/worlds/shapes/weights-dpo
+  imgbench train dpo-eval --unet imgbench/worlds/shapes/weights-dpo --pairs "$D/val-pairs.jsonl" \
+    --out "$R/dpo/val-reward.json" | tee "$R/dpo/val-reward.txt"
+}
+
+dpo_test() {  # shapes-dpo and shapes-dpo + IMG (aligner and IP-Adapter unchanged) beside base and IMG
+  local M SC
+  for M in base img; do timed "test-dpo-$M" imgbench run --method "$M" --task shapes --model shapes-dpo $B $S; done
+  for SC in shapes-exact shapes-clip; do
+    imgbench compare --task shapes --baseline shapes/base --against shapes-dpo/base,shapes/img,shapes-dpo/img \
+      --scorer $SC --json "$R/dpo/compare-$SC.json" | tee "$R/dpo/compare-$SC.txt"
+  done
+  imgbench compare --task shapes --baseline shapes-dpo/base --against shapes/img,shapes-dpo/img \
+    --scorer shapes-exact --json "$R/dpo/vs-dpo.json" | tee "$R/dpo/vs-dpo.txt"
+}
+
 case "${1:-all}" in
   llava) llava ;; llava_base) llava_base ;; pairs) pairs ;; train) train ;; val) val ;; test) test_split ;;
-  tables) tables ;;
-  all) llava; pairs; train; val; test_split; tables; llava_base ;;
-  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|all]" >&2; exit 2 ;;
+  tables) tables ;; dpo_grid) dpo_grid ;; dpo_train) dpo_train ;; dpo_test) dpo_test ;;
+  all) llava; pairs; train; val; test_split; tables; llava_base; dpo_grid; dpo_train; dpo_test ;;
+  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|all]" >&2; exit 2 ;;
 esac
