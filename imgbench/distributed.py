@@ -61,18 +61,23 @@ class Ranks:
         """
         if not self.group:
             return True
-        import torch.distributed as dist
-
-        dist.barrier()
+        self.barrier()
         return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every rank of the group (nothing to wait for without one)."""
+        if self.group:
+            import torch.distributed as dist
+
+            dist.barrier()
 
 
 def _integer(environ: Mapping[str, str], name: str) -> int:
     try:
         value = int(environ[name])
     except ValueError:
-        raise UserError(f"environment variable {name}={environ[name]!r} is not an integer; it is set by the "
-                        f"launcher (torchrun, accelerate launch, srun): start imgbench through it unchanged.") from None
+        raise UserError(f"environment variable {name}={environ[name]!r} is not an integer; the launcher "
+                        f"(torchrun, accelerate launch, srun) sets it: start imgbench through it unchanged.") from None
     if value < 0:
         raise UserError(f"environment variable {name}={value} is negative; it is set by the launcher.")
     return value
