@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imgbench.api.records import Prompt
 from imgbench.errors import UserError
 from imgbench.metrics import write_metrics_if_complete
-from imgbench.scoring import task_of_run
+from imgbench.scoring import ScoreOutcome, task_of_run
 from imgbench.store import RunStore, Shard
 from imgbench.task import Task
 from imgbench.util.hashing import sha256_json
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Merged:
-    store: RunStore
-    task: Task
-    items: list[tuple[Prompt, int]]
-    metrics: dict[str, Any]
 
 
 def last_request(store: RunStore) -> dict[str, Any]:
@@ -66,7 +57,7 @@ def _missing_by_shard(missing: set[tuple[str, int]], count: int) -> str:
     return ", ".join(f"shard {i}/{count}: {n}" for i, n in enumerate(per_shard) if n)
 
 
-def merge_run(run_dir: str | Path) -> Merged:
+def merge_run(run_dir: str | Path) -> ScoreOutcome:
     """Write metrics.json of a complete run from its shards' records; an incomplete run names what is missing."""
     store = RunStore(run_dir)
     task = task_of_run(store.read_manifest())
@@ -90,4 +81,4 @@ def merge_run(run_dir: str | Path) -> Merged:
     primary = task.spec.primary_scorer if task.spec.primary_scorer in names else names[0]
     metrics = write_metrics_if_complete(store, items, request["item_set"], keys, primary)
     assert metrics is not None, "every item was checked above"
-    return Merged(store=store, task=task, items=items, metrics=metrics)
+    return ScoreOutcome(store=store, task=task, items=items, scored={}, metrics=metrics)
