@@ -3,7 +3,8 @@ only its unfinished items.
 
 Real launches (torchrun --standalone, gloo on CPU) against one single-process reference per world: the shapes
 world (base and img, 7 items of one seed at 2 sampler steps: 5/2 items over 2 ranks, 1/5/1 over 3) and the dummy
-model (generate and score as separate launches; a rank killed mid-run).
+model (generate and score as separate launches; `accelerate launch`, whose multi-GPU launcher is torchrun's and
+also runs on CPU; a rank killed mid-run).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +59,19 @@ def test_generate_and_score_under_ranks_equal_one_process(tmp_path, cli):
     (run,) = (tmp_path / "ranks").glob("runs/*/*/*/*")
     done = torchrun(2, "score", "--run-dir", run, "--scorer", "dummy")  # torchrun reads --run as its --run-path
     assert done.stdout.count("scored dummy") == 1  # rank 0 speaks for the group
+    assert run_content(tmp_path / "ranks") == run_content(tmp_path / "single")
+
+
+def test_accelerate_launch_ranks_equal_one_process(tmp_path, cli):
+    pytest.importorskip("accelerate")
+    assert cli("run", *DUMMY, "--scorer", "dummy", "--output", tmp_path / "single")[0] == 0
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",  # no config file needed
+               "-m", "imgbench", "run", *DUMMY, "--scorer", "dummy", "--output", str(tmp_path / "ranks")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-6000:]
+    assert len(list(tmp_path.glob("ranks/runs/*/*/*/*/generations.shard-*-of-2.jsonl"))) == 2
     assert run_content(tmp_path / "ranks") == run_content(tmp_path / "single")
 
 
