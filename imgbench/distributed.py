@@ -117,7 +117,9 @@ def rank_device(device: str | None, ranks: Ranks) -> str | None:
 
     The current CUDA device is set too, so a model or scorer that asks for plain "cuda" lands on the rank's GPU.
     The device type is part of the run id (the index is not), so the run is the same at any world size; a
-    model that defaults to the CPU stays there unless `--device cuda` is given, as in a single process.
+    model that defaults to the CPU stays there unless `--device cuda` is given, as in a single process. Under
+    srun with GPUs bound per task (--gpus-per-task) a task sees only its own, so its local rank is taken modulo
+    the GPUs it sees.
     """
     if ranks.world == 1 or (device is not None and not device.startswith("cuda")):
         return device
@@ -126,15 +128,18 @@ def rank_device(device: str | None, ranks: Ranks) -> str | None:
     if not torch.cuda.is_available():
         return device
     count = torch.cuda.device_count()
-    if ranks.local_rank >= count:
-        raise UserError(f"local rank {ranks.local_rank} but this node has {count} visible GPU(s): start at most "
-                        f"{count} process(es) per node (torchrun --nproc-per-node {count}).")
+    index = ranks.local_rank
+    if index >= count:
+        if ranks.launcher != "srun":
+            raise UserError(f"local rank {index} but this node has {count} visible GPU(s): start at most {count} "
+                            f"process(es) per node (torchrun --nproc-per-node {count}).")
+        index %= count  # srun --gpus-per-task binds each task to its own GPU(s), numbered from 0 in the task
     if device not in (None, "cuda"):
         logger.warning("--device %s under %s: every rank on this node uses that one GPU; give --device cuda (or "
                        "none) for one GPU per rank", device, ranks.launcher)
         return device
-    torch.cuda.set_device(ranks.local_rank)
-    return device if device is None else f"cuda:{ranks.local_rank}"
+    torch.cuda.set_device(index)
+    return device if device is None else f"cuda:{index}"
 
 
 @contextmanager

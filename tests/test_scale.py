@@ -172,10 +172,31 @@ def test_a_rank_keeps_its_device_type_on_a_machine_without_gpus():
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("checks the CPU-only path; the GPU path is in docs/scale.md's checks")
+        pytest.skip("checks the CPU-only path")
     ranks = Ranks(1, 2, 1, "torchrun")
     assert rank_device(None, ranks) is None and rank_device("cpu", ranks) == "cpu"
     assert rank_device("cuda", Ranks()) == "cuda"  # one process: untouched (checked later by the model)
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """torch's answers on a node with two visible GPUs (this machine has none); records set_device calls."""
+    import torch
+
+    chosen: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    return chosen
+
+
+def test_each_rank_takes_the_gpu_of_its_local_rank(two_gpus):
+    assert rank_device("cuda", Ranks(3, 4, 1, "torchrun")) == "cuda:1" and two_gpus == [1]
+    assert rank_device(None, Ranks(2, 4, 0, "torchrun")) is None and two_gpus == [1, 0]  # plain "cuda" → GPU 0
+    assert rank_device("cuda", Ranks(5, 8, 3, "srun")) == "cuda:1"  # srun binding: the task's own GPUs
+    assert rank_device("cuda:0", Ranks(1, 2, 1, "torchrun")) == "cuda:0" and two_gpus == [1, 0, 1]  # as given
+    with pytest.raises(UserError, match="at most 2 process"):
+        rank_device("cuda", Ranks(2, 3, 2, "torchrun"))
 
 
 def test_the_launch_is_recorded_with_each_invocation(tmp_path):
