@@ -140,6 +140,22 @@ def test_merge_writes_the_metrics_of_shards_that_never_met(tmp_path, cli):
     assert run_content(shards) == run_content(single)
 
 
+def test_the_slurm_examples_run_as_array_tasks(tmp_path, cli):
+    """examples/slurm/array.sbatch run as its two array tasks would be (one after the other; sbatch absent)."""
+    examples = Path(__file__).resolve().parent.parent / "examples" / "slurm"
+    for script in examples.glob("*.sbatch"):
+        assert subprocess.run(["bash", "-n", script]).returncode == 0, script
+    assert cli("run", *DUMMY, "--scorer", "dummy", "--output", tmp_path / "single")[0] == 0
+    env = {**os.environ, "IMGBENCH_ARGS": " ".join((*DUMMY, "--scorer", "dummy")), "RESULTS": str(tmp_path / "array"),
+           "HF_HOME": str(tmp_path / "hf"), "SLURM_ARRAY_TASK_COUNT": "2",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for task in ("1", "0"):
+        done = subprocess.run(["bash", examples / "array.sbatch"], env={**env, "SLURM_ARRAY_TASK_ID": task},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert run_content(tmp_path / "array") == run_content(tmp_path / "single")  # the last task wrote the metrics
+
+
 # ranks from the environment -------------------------------------------------------------------------------------
 def test_ranks_come_from_torchrun_then_srun_and_an_sbatch_script_is_one_process():
     assert ranks_from_env({}) == Ranks()
