@@ -84,13 +84,16 @@ def _integer(environ: Mapping[str, str], name: str) -> int:
 
 
 def ranks_from_env(environ: Mapping[str, str] | None = None) -> Ranks:
-    """The launcher's rank variables: torchrun / accelerate first, then srun's (SLURM_STEP_NUM_TASKS is set for a
-    job step only, so the batch script of an sbatch job, which carries SLURM_PROCID=0, is one process)."""
+    """The launcher's rank variables: torchrun / accelerate first, then those of an srun step.
+
+    srun's world is SLURM_STEP_NUM_TASKS, the processes of this step, which srun sets and sbatch does not: the
+    batch script itself carries SLURM_PROCID=0 and the allocation's SLURM_NTASKS, and is one process.
+    """
     environ = os.environ if environ is None else environ
     if "RANK" in environ and "WORLD_SIZE" in environ:
         names, launcher = ("RANK", "WORLD_SIZE", "LOCAL_RANK"), "torchrun"
-    elif "SLURM_PROCID" in environ and "SLURM_NTASKS" in environ and "SLURM_STEP_NUM_TASKS" in environ:
-        names, launcher = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"), "srun"
+    elif "SLURM_PROCID" in environ and "SLURM_STEP_NUM_TASKS" in environ:
+        names, launcher = ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID"), "srun"
     else:
         return Ranks()
     rank, world = _integer(environ, names[0]), _integer(environ, names[1])

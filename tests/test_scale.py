@@ -160,8 +160,8 @@ def test_the_slurm_examples_run_as_array_tasks(tmp_path, cli):
 def test_ranks_come_from_torchrun_then_srun_and_an_sbatch_script_is_one_process():
     assert ranks_from_env({}) == Ranks()
     assert ranks_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == Ranks(3, 4, 1, "torchrun")
-    srun = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_STEP_NUM_TASKS": "8"}
-    assert ranks_from_env(srun) == Ranks(5, 8, 1, "srun")
+    srun = {"SLURM_PROCID": "5", "SLURM_NTASKS": "16", "SLURM_LOCALID": "1", "SLURM_STEP_NUM_TASKS": "8"}
+    assert ranks_from_env(srun) == Ranks(5, 8, 1, "srun")  # the step's tasks, not the allocation's
     assert ranks_from_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "8"}) == Ranks()  # the batch script itself
     assert ranks_from_env({**srun, "RANK": "0", "WORLD_SIZE": "2"}).launcher == "torchrun"  # torchrun under srun
     assert Ranks(2, 3).shard == Shard(2, 3)
