@@ -17,7 +17,7 @@ from typing import Any
 from imgbench.api.records import Prompt
 from imgbench.errors import UserError
 from imgbench.metrics import write_metrics_if_complete
-from imgbench.scoring import ScoreOutcome, task_of_run
+from imgbench.scoring import ScoreOutcome, _task_of_run
 from imgbench.store import RunStore, Shard
 from imgbench.task import Task
 from imgbench.util.hashing import sha256_json
@@ -60,7 +60,7 @@ def _missing_by_shard(missing: set[tuple[str, int]], count: int) -> str:
 def merge_run(run_dir: str | Path) -> ScoreOutcome:
     """Write metrics.json of a complete run from its shards' records; an incomplete run names what is missing."""
     store = RunStore(run_dir)
-    task = task_of_run(store.read_manifest())
+    task = _task_of_run(store.read_manifest())
     request = last_request(store)
     items = requested_items(task, request["item_set"])
     keys = request.get("scorers") or store.scorer_keys()

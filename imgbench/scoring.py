@@ -41,8 +41,7 @@ class ScoreOutcome:
     metrics: dict[str, Any] | None
 
 
-def task_of_run(manifest: dict[str, Any]) -> Task:
-    """The run's task, refused if its prompts changed since the run was made."""
+def _task_of_run(manifest: dict[str, Any]) -> Task:
     source = Path(manifest.get("task_source", ""))
     name = manifest["task"]
     spec = catalog.tasks().get(name).spec if name in catalog.tasks() else task_from_prompt_file(source)
@@ -91,7 +90,7 @@ def score_run(run_dir: str | Path, scorer_names: tuple[str, ...] | None, batch_s
               command: str, scorer_args: dict[str, dict[str, Any]] | None = None,
               ranks: Ranks | None = None) -> ScoreOutcome:
     store = RunStore(run_dir)
-    task = task_of_run(store.read_manifest())
+    task = _task_of_run(store.read_manifest())
     scorers = build_scorers(scorer_names or task.spec.scorers, scorer_args)
     return score_folder(store, task, scorers, batch_size, command, ranks)
 
