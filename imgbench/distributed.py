@@ -146,13 +146,14 @@ def rank_device(device: str | None, ranks: Ranks) -> str | None:
 
 
 @contextmanager
-def launched(environ: Mapping[str, str] | None = None) -> Iterator[Ranks]:
-    """This process's ranks, joined by a gloo process group when the launcher set a rendezvous (MASTER_ADDR and
-    MASTER_PORT, as torchrun and accelerate do) or already made one; the group made here is closed on exit.
+def launched() -> Iterator[Ranks]:
+    """This process's ranks, joined by a gloo process group when the environment names a rendezvous (MASTER_ADDR
+    and MASTER_PORT: torchrun and accelerate set them; export them for srun tasks to meet too) or a group exists
+    already; the group made here is closed on exit.
 
     gloo, not NCCL: the group only carries a barrier, and gloo needs no GPU and binds none.
     """
-    environ = os.environ if environ is None else environ
+    environ = os.environ
     ranks = ranks_from_env(environ)
     if ranks.world == 1:
         yield ranks
