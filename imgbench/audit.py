@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -86,8 +87,29 @@ class Audit:
             logger.warning("%s: the last %s is complete but lacks its final newline; kept", path, self.what)
 
 
-def _read(path: Path, audit: Audit) -> None:
+def _settled_bytes(path: Path, tries: int = 5, pause: float = 0.01) -> bytes:
+    """The file's bytes, read again while its end is open and still changing.
+
+    An append is one write of a whole line, but a reader can see it half done (the kernel copies a line that
+    straddles a page in two steps). Another shard's writer finishes such a line within microseconds, while a
+    line cut by a killed writer never changes: only the second is damage to report.
+    """
     data = path.read_bytes()
+    for _ in range(tries):
+        if not data or data.endswith(b"\n"):
+            break
+        time.sleep(pause)
+        again = path.read_bytes()
+        if again == data:
+            break
+        data = again
+    return data
+
+
+def _read(path: Path, audit: Audit) -> None:
+    data = _settled_bytes(path)
+    if not data:  # created by a writer that has not appended yet (another shard's, a moment ago)
+        return
     pieces = data.split(b"\n")
     open_end = not data.endswith(b"\n")
     if not open_end:

@@ -28,6 +28,7 @@ from imgbench.api.scorer import Scorer
 from imgbench.api.specs import ComponentSpec
 from imgbench.audit import audit_generations, audit_scores, heal, row_checksum
 from imgbench.components import build_method, build_model, build_scorer
+from imgbench.distributed import Ranks
 from imgbench.errors import UserError
 from imgbench.manifest import check_writable_dir, ensure_writable_dir, environment_facts
 from imgbench.metrics import write_metrics_if_complete
@@ -58,6 +59,8 @@ class RunRequest:
     offset: int = 0
     tags: tuple[str, ...] = ()
     shard: Shard = field(default_factory=Shard)
+    ranks: Ranks = field(default_factory=Ranks)
+    """The launcher's ranks (imgbench.distributed); under one, `shard` is this rank's."""
     batch_size: int | None = None
     """Images per model/scorer call; None means the model's preferred_batch_size."""
     device: str | None = None
@@ -130,10 +133,11 @@ def plan_run(request: RunRequest) -> RunPlan:
                    batch_size=request.batch_size or model.preferred_batch_size)
 
 
-def open_run(plan: RunPlan) -> None:
+def open_run(plan: RunPlan, scorer_keys: Sequence[str] = ()) -> None:
     """Create the folder and its run.json (once, by whichever process gets there first); log the invocation.
 
-    The first write of an invocation: everything that can refuse the request has run before it.
+    The first write of an invocation: everything that can refuse the request has run before it. The scorers
+    are logged so that `imgbench merge` writes the metrics the shards' own command would have written.
     """
     ensure_writable_dir(plan.request.output)
     ensure_writable_dir(plan.store.root)
@@ -157,6 +161,8 @@ def open_run(plan: RunPlan) -> None:
         "task_data": plan.task.origin,
         "shard": f"{plan.request.shard.index}/{plan.request.shard.count}",
         "batch_size": plan.batch_size,
+        **({"scorers": list(scorer_keys)} if scorer_keys else {}),
+        **({"ranks": plan.request.ranks.record()} if plan.request.ranks.launcher else {}),
     })
 
 
@@ -316,7 +322,7 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     scorers = build_scorers(request.scorers or plan.task.spec.scorers, request.scorer_args) if score else []
     plan.store.check_identity(plan.identity)
     had_metrics = plan.store.metrics_json.exists()
-    open_run(plan)
+    open_run(plan, [scorer_key(s) for s in scorers])
     for line in leaks(plan.store.read_manifest().get("parts", []), plan.seeds):
         logger.warning("run %s: %s", plan.run_id, line)
     generated = generate_phase(plan)
@@ -328,9 +334,11 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
             scored[scorer.name] = score_items(plan.store, scorer, plan.own_items, request.shard, plan.batch_size,
                                               generations)
         primary = plan.task.spec.primary_scorer if plan.task.spec.primary_scorer in scored else scorers[0].name
-        metrics = write_metrics_if_complete(plan.store, plan.items, item_set(plan),
-                                            [scorer_key(s) for s in scorers], primary)
-        if metrics is not None and not had_metrics and not generated and not any(scored.values()):
+        if request.ranks.finish_together():
+            metrics = write_metrics_if_complete(plan.store, plan.items, item_set(plan),
+                                                [scorer_key(s) for s in scorers], primary)
+        if metrics is not None and not had_metrics and not generated and not any(scored.values()) \
+                and request.ranks.world == 1:
             logger.warning("%s was missing though every item was already generated and scored (deleted, or a "
                            "process was killed before writing it); recomputed from the records",
                            plan.store.metrics_json)

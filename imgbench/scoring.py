@@ -17,6 +17,7 @@ from PIL import Image
 from imgbench import catalog
 from imgbench.api.records import Prompt
 from imgbench.api.scorer import Scorer
+from imgbench.distributed import Ranks
 from imgbench.errors import UserError
 from imgbench.manifest import check_writable_dir, ensure_writable_dir, environment_facts
 from imgbench.metrics import write_metrics_if_complete
@@ -58,30 +59,40 @@ def _items_present(task: Task, store: RunStore) -> list[tuple[Prompt, int]]:
     return [(p, s) for p in task.prompts for s in seeds if (p.id, s) in generations]
 
 
-def score_folder(store: RunStore, task: Task, scorers: list[Scorer], batch_size: int, command: str) -> ScoreOutcome:
-    """Score the folder's trusted images with `scorers` (built, so checked, before anything is written)."""
+def score_folder(store: RunStore, task: Task, scorers: list[Scorer], batch_size: int, command: str,
+                 ranks: Ranks | None = None) -> ScoreOutcome:
+    """Score the folder's trusted images with `scorers` (built, so checked, before anything is written).
+
+    Under a launcher each rank scores the items its shard owns (imgbench.distributed).
+    """
+    ranks = ranks or Ranks()
     items = _items_present(task, store)
     if not items:
         raise UserError(f"{store.root} has no images to score for task {task.spec.name!r}.")
     store.append_invocation({**environment_facts(command), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                             "scorers": [s.name for s in scorers]})
+                             "scorers": [s.name for s in scorers],
+                             **({"ranks": ranks.record()} if ranks.launcher else {})})
     generations = store.load_generations(verify=False)
-    scored = {s.name: score_items(store, s, items, Shard(), batch_size, generations) for s in scorers}
+    own = [(p, s) for p, s in items if ranks.shard.owns((p.id, s))]
+    scored = {s.name: score_items(store, s, own, ranks.shard, batch_size, generations) for s in scorers}
     keys = [[p.id, s] for p, s in items]
     item_set = {"seeds": sorted({s for _, s in items}), "n_items": len(items),
                 "n_prompts": len({p.id for p, _ in items}), "items_sha256": sha256_json(keys)}
     primary = task.spec.primary_scorer if task.spec.primary_scorer in scored else scorers[0].name
-    metrics = write_metrics_if_complete(store, items, item_set, [scorer_key(s) for s in scorers], primary)
+    metrics = None
+    if ranks.finish_together():
+        metrics = write_metrics_if_complete(store, items, item_set, [scorer_key(s) for s in scorers], primary)
     store.remove_stale_temp_files()
     return ScoreOutcome(store=store, task=task, items=items, scored=scored, metrics=metrics)
 
 
 def score_run(run_dir: str | Path, scorer_names: tuple[str, ...] | None, batch_size: int,
-              command: str, scorer_args: dict[str, dict[str, Any]] | None = None) -> ScoreOutcome:
+              command: str, scorer_args: dict[str, dict[str, Any]] | None = None,
+              ranks: Ranks | None = None) -> ScoreOutcome:
     store = RunStore(run_dir)
     task = _task_of_run(store.read_manifest())
     scorers = build_scorers(scorer_names or task.spec.scorers, scorer_args)
-    return score_folder(store, task, scorers, batch_size, command)
+    return score_folder(store, task, scorers, batch_size, command, ranks)
 
 
 def _check_png(path: Path) -> None:

@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "agree": "agree",
     "sweep": "sweep",
     "pairs": "pairs",
+    "merge": "merge",
 }
 
 logger = logging.getLogger("imgbench")

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from imgbench.errors import UserError
-from imgbench.store import Shard
 from imgbench.util.text import parse_key_values, parse_seeds, parse_tags
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -101,17 +100,20 @@ def scorer_names(args: argparse.Namespace) -> tuple[str, ...] | None:
     return tuple(n.strip() for value in args.scorer for n in value.split(",") if n.strip())
 
 
-def run_request(args: argparse.Namespace, command: str):  # -> RunRequest (import kept lazy)
+def run_request(args: argparse.Namespace, command: str, ranks=None):  # -> RunRequest (import kept lazy)
+    """`ranks` (imgbench.distributed.Ranks) from a launcher choose the shard and the rank's GPU."""
+    from imgbench.distributed import Ranks, choose_shard, rank_device
     from imgbench.runner import RunRequest
 
+    ranks = ranks or Ranks()
     return RunRequest(
         task=args.task, prompts_file=args.prompts, text_column=args.text_column, model=args.model,
         method=args.method, method_args=parse_key_values(args.method_arg, "--method-arg"),
         model_args=parse_key_values(args.model_arg, "--model-arg"), model_path=args.model_path,
         seeds=parse_seeds(args.seeds) if args.seeds is not None else None, limit=args.limit,
         offset=args.offset,
-        tags=parse_tags(args.tags), shard=Shard.parse(args.shard), batch_size=args.batch_size,
-        device=args.device, dtype=args.dtype, output=Path(args.output),
+        tags=parse_tags(args.tags), shard=choose_shard(args.shard, ranks), ranks=ranks, batch_size=args.batch_size,
+        device=rank_device(args.device, ranks), dtype=args.dtype, output=Path(args.output),
         scorers=scorer_names(args) if hasattr(args, "scorer") else None, scorer_args=scorer_args(args),
         command=command,
     )

@@ -23,7 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from imgbench.cli.summary import print_outcome
+    from imgbench.distributed import launched
     from imgbench.runner import command_line, execute
 
-    print_outcome(execute(run_request(args, command_line()), score=False))
+    with launched() as ranks:
+        print_outcome(execute(run_request(args, command_line(), ranks), score=False))
     return 0

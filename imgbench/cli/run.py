@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   imgbench run --method img --task drawbench --model sdxl --seeds 0-3 --batch-size 4
   imgbench run --task drawbench --tags counting,colors --data-dir ~/suites --model sdxl --scorer clipscore
   imgbench run --prompts my_prompts.txt --model sdxl --scorer clipscore --shard 0/2
+  torchrun --nproc-per-node 4 -m imgbench run --task drawbench --model sdxl   (one rank per GPU; docs/scale.md)
 """
 
 
@@ -34,8 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from imgbench.cli.summary import print_outcome
+    from imgbench.distributed import launched
     from imgbench.runner import command_line, execute
 
-    outcome = execute(run_request(args, command_line()), score=True)
-    print_outcome(outcome)
+    with launched() as ranks:
+        outcome = execute(run_request(args, command_line(), ranks), score=True)
+        if ranks.speaks():
+            print_outcome(outcome)
     return 0
