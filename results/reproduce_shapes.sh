@@ -141,6 +141,7 @@ dpo_test() {  # shapes-dpo and shapes-dpo + IMG (aligner and IP-Adapter unchange
   done
   imgbench compare --task shapes --baseline shapes-dpo/base --against shapes/img,shapes-dpo/img \
     --scorer shapes-exact --json "$R/dpo/vs-dpo.json" | tee "$R/dpo/vs-dpo.txt"
+  python results/shapes/cost.py shapes-dpo | tee "$R/dpo/cost.md"
 }
 
 case "${1:-all}" in

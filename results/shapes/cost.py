@@ -3,14 +3,16 @@
 `seconds` in a generation record is the method's own time per image (its share of the batch call); a run
 that reuses the base run's images as its initial images (img and its controls) spends nothing on them, so
 the whole cost of such an image is the base run's seconds plus its own. Model draws and MLLM calls per
-image follow from the records (`initial_image`) and the method's resolved parameters. Run from the repo root.
+image follow from the records (`initial_image`) and the method's resolved parameters. Run from the repo root;
+`python results/shapes/cost.py shapes-dpo` tables the runs of another model.
 """
 
 import glob
 import json
+import sys
 from pathlib import Path
 
-ROOT = Path("results/runs/shapes/shapes")
+ROOT = Path("results/runs/shapes") / (sys.argv[1] if len(sys.argv) > 1 else "shapes")
 
 
 def records(run: Path) -> list[dict]:
