@@ -1,10 +1,14 @@
-"""GPU smoke run: every tiny model family on CUDA in fp16, images/s, with and without IP tokens.
+"""GPU smoke run: every tiny model family on CUDA in fp16, images/s, with and without IP tokens, and the
+tiny Instruct-Pix2Pix editors (SD 1.5, SDXL) through the method's editor class, edits/s.
 
 Offline like CI (tiny random-weight models from imgbench.models.tiny, no hub), so it runs on
 any lent GPU machine; nothing in CI depends on it. Prints one JSON line per model and a
 summary; also checks on CUDA that an image does not depend on its batch (max pixel difference).
 
     python benchmarks/gpu_smoke.py --size 64 --batch 8 --steps 4 --repeats 3
+    python benchmarks/gpu_smoke.py --device cpu --dtype fp32 --batch 2 --steps 2 --repeats 1   # CPU dry run
+
+tests/test_gpu_smoke.py runs the dry run in the default test run and the CUDA run under the `gpu` marker.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import time
 import numpy as np
 
 from imgbench.api.records import GenerationRequest, Prompt
-from imgbench.models.tiny import KINDS, tiny_model
+from imgbench.models.tiny import KINDS, save_pipeline, tiny_ip2p_pipeline, tiny_model
+
+EDITORS = ("ip2p-sd15", "ip2p-sdxl")
 
 
 def _requests(n: int, size: int) -> list[GenerationRequest]:
@@ -60,6 +66,25 @@ def smoke(kind: str, root: str, args: argparse.Namespace) -> dict:
     return row
 
 
+def smoke_editor(kind: str, root: str, args: argparse.Namespace) -> dict:
+    """Load one tiny Instruct-Pix2Pix editor on the device, then time edits of a batch of images."""
+    from imgbench.methods.instruct_pix2pix.editor import DiffusersEditor
+
+    folder = save_pipeline(tiny_ip2p_pipeline(kind.removeprefix("ip2p-"), seed=0), root)
+    editor = DiffusersEditor("", editor_path=str(folder), steps=args.steps, resolution=args.size, device=args.device,
+                             dtype=args.dtype)
+    sources = [image.convert("RGB") for image in tiny_model("sd15", f"{root}-base", device=args.device,
+                                                            dtype=args.dtype, steps=1).generate(
+        _requests(args.batch, args.size))]
+    texts, seeds = [f"make it {i} times bluer" for i in range(args.batch)], list(range(args.batch))
+    edited = editor.edit(sources, texts, seeds)  # warm-up
+    alone = editor.edit(sources[-1:], texts[-1:], seeds[-1:])[0]
+    diff = np.abs(np.asarray(alone, dtype=int) - np.asarray(edited[-1], dtype=int)).max()
+    seconds = _timed(lambda: editor.edit(sources, texts, seeds), args.repeats, args.device)
+    return {"model": kind, "dtype": args.dtype, "size": args.size, "batch": args.batch, "steps": args.steps,
+            "batch_vs_alone_max_pixel_diff": int(diff), "edits_per_s": round(args.batch / seconds, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64)
@@ -68,14 +93,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="fp16")
     parser.add_argument("--device", default="cuda", help="cuda (the point); cpu with --dtype fp32 for a dry run")
+    parser.add_argument("--kinds", default=",".join((*KINDS, *EDITORS)), help="comma-separated subset to run")
     args = parser.parse_args()
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("gpu_smoke: no CUDA device visible")
     with tempfile.TemporaryDirectory() as root:
-        for kind in KINDS:
-            row = smoke(kind, f"{root}/{kind}", args)
+        for kind in args.kinds.split(","):
+            if kind not in (*KINDS, *EDITORS):
+                raise SystemExit(f"gpu_smoke: unknown kind {kind!r}; kinds: {', '.join((*KINDS, *EDITORS))}")
+            row = (smoke_editor if kind in EDITORS else smoke)(kind, f"{root}/{kind}", args)
             if args.device.startswith("cuda"):
                 row["peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             print(json.dumps(row), flush=True)

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from imgbench.methods.img.guidance import build_templates, fixed_template, load_templates
 
 from imgbench.errors import UserError
+from imgbench.mllm.questions import build_templates, fixed_template, load_templates
 from imgbench.suites.lists import LISTS, load_template_list
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def test_seeded_choice_is_stable_across_processes(data_dir) -> None:
     here = [templates.question("a red apple", s) for s in range(8)]
     assert len(set(here)) > 1  # seeds really change the question
     assert all("a red apple" in q for q in here)
-    code = ("from imgbench.methods.img.guidance import load_templates;"
+    code = ("from imgbench.mllm.questions import load_templates;"
             "t = load_templates('official'); print('|'.join(t.question('a red apple', s) for s in range(8)))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "123"}).stdout.strip().split("|")

@@ -12,7 +12,8 @@ Typical use in a test (other areas: the IMG method, the shapes world):
     tokens = model.encode_image([image])                  # (1, 16, 64) projected IP tokens
     images = model.generate(requests, image_tokens=tokens, ip_scale=0.5)
 
-Lower-level pieces: `tiny_sd15_pipeline`, `tiny_sdxl_pipeline`, `tiny_flux_pipeline`,
+Lower-level pieces: `tiny_sd15_pipeline`, `tiny_sdxl_pipeline`, `tiny_flux_pipeline`, `tiny_ip2p_pipeline`
+(Instruct-Pix2Pix editors for SD 1.5 and SDXL),
 `tiny_unet_like` (a differently initialised UNet for DPO-style swaps), `write_sdxl_ip_adapter`
 and `write_flux_ip_adapter` (adapter folders laid out like h94/IP-Adapter and
 XLabs-AI/flux-ip-adapter), `save_pipeline` and `save_as_hub_cache` (a folder laid out like the
@@ -97,13 +98,14 @@ def _sd_vae() -> Any:
                          sample_size=32)
 
 
-def _sd_unet(sdxl: bool) -> Any:
+def _sd_unet(sdxl: bool, in_channels: int = 4) -> Any:
     from diffusers import UNet2DConditionModel
 
     extra = {"addition_embed_type": "text_time", "addition_time_embed_dim": 8, "use_linear_projection": True,
              "projection_class_embeddings_input_dim": 8 * 6 + TEXT_DIM} if sdxl else {}
-    return UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4,
-                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    return UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16,
+                                in_channels=in_channels, out_channels=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=8,
                                 cross_attention_dim=2 * TEXT_DIM if sdxl else TEXT_DIM, **extra)
 
@@ -133,6 +135,30 @@ def tiny_sdxl_pipeline(seed: int = 0) -> Any:
                                          text_encoder_2=_clip_text(tokenizer, True), tokenizer=tokenizer,
                                          tokenizer_2=tiny_clip_tokenizer(), unet=_sd_unet(sdxl=True),
                                          scheduler=scheduler, image_encoder=None, feature_extractor=None)
+
+
+def tiny_ip2p_pipeline(kind: str, seed: int = 0) -> Any:
+    """An Instruct-Pix2Pix pipeline ('sd15' or 'sdxl'): UNet with 8 input channels (noise + source latents),
+    Euler-ancestral as the SD 1.5 model card, no safety checker, no watermark."""
+    from diffusers import (
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+        StableDiffusionXLInstructPix2PixPipeline,
+    )
+
+    with seeded(seed):
+        tokenizer = tiny_clip_tokenizer()
+        scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                                    steps_offset=1, timestep_spacing="leading")
+        if kind == "sd15":
+            return StableDiffusionInstructPix2PixPipeline(
+                vae=_sd_vae(), text_encoder=_clip_text(tokenizer, False), tokenizer=tokenizer,
+                unet=_sd_unet(sdxl=False, in_channels=8), scheduler=scheduler, safety_checker=None,
+                feature_extractor=None, requires_safety_checker=False)
+        return StableDiffusionXLInstructPix2PixPipeline(
+            vae=_sd_vae(), text_encoder=_clip_text(tokenizer, False), text_encoder_2=_clip_text(tokenizer, True),
+            tokenizer=tokenizer, tokenizer_2=tiny_clip_tokenizer(), unet=_sd_unet(sdxl=True, in_channels=8),
+            scheduler=scheduler, add_watermarker=False)
 
 
 def tiny_flux_pipeline(seed: int = 0, guidance_embeds: bool = True) -> Any:

@@ -21,13 +21,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from imgbench.methods.img.guidance import GUIDANCE_SOURCES, build_templates, check_source
+from imgbench.methods.img.guidance import GUIDANCE_SOURCES, check_source
 
 from imgbench.api.method import Generation, Method
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest
 from imgbench.controls import TOKEN_CONTROLS, partner_prompts, random_norm_matched
 from imgbench.errors import UserError
+from imgbench.method_steps import BaseImages, Cost, ask
+from imgbench.method_steps import shipped as shipped_in
+from imgbench.mllm.questions import build_templates
 from imgbench.provenance import read_part
 from imgbench.util.text import as_bool
 
@@ -92,7 +95,7 @@ class IMGMethod(Method):
                          mllm_dtype=mllm_dtype, templates=templates, template=template, ip_scale=float(ip_scale),
                          passes=passes, rounds=rounds, save_answer=save_answer, answer_tokens=answer_tokens,
                          **({"control": control} if control else {}))
-        self.reuse_base = as_bool(reuse_base, "reuse_base")
+        self.base_images = BaseImages(as_bool(reuse_base, "reuse_base"))
         self.save_tokens = as_bool(save_tokens, "save_tokens")
         self.device = device
         self._identity_extra: dict[str, Any] = {}
@@ -113,8 +116,6 @@ class IMGMethod(Method):
             self._mllm = load_mllm(mllm if guidance == "finetuned-mllm" else original_mllm,
                                    conversation=conversation, dtype=mllm_dtype, device=device)
             self._identity_extra.update(mllm=self._mllm.identity(), templates=self._templates.identity())
-        self._base_items: dict[tuple[str, int], dict[str, Any]] = {}
-        self._base_run: Any = None
         self._partners: dict[str, Any] = {}
 
     def identity(self) -> dict[str, Any]:
@@ -143,45 +144,7 @@ class IMGMethod(Method):
             if context is None:
                 raise UserError("control other-guidance needs the task's prompts (run it through `imgbench run`).")
             self._partners = partner_prompts(context.task.prompts)
-        if not self.reuse_base or context is None:
-            return
-        from imgbench.components import build_method
-        from imgbench.store import RunStore
-        from imgbench.util.hashing import sha256_json
-
-        _, base = build_method("base", context.model_spec, {})
-        expected = {**context.identity, "method": base.identity()}
-        run_id = sha256_json(expected)[:12]
-        root = Path(context.store.root).parent.parent / "base" / run_id
-        store = RunStore(root)
-        if not store.run_json.exists() or store.read_manifest().get("identity") != expected:
-            logger.info("no cached base run at %s; initial images will be generated", root)
-            return
-        self._base_run = store
-        self._base_items = store.load_generations(verify=True)
-        logger.info("reusing %d initial images from base run %s", len(self._base_items), run_id)
-
-    def _initial_images(self, requests: Sequence[GenerationRequest], model: Model) -> tuple[list[Any], list[dict]]:
-        from PIL import Image
-
-        images: list[Any] = [None] * len(requests)
-        infos: list[dict[str, Any]] = [{} for _ in requests]
-        todo = []
-        for index, request in enumerate(requests):
-            record = self._base_items.get((request.prompt.id, request.seed))
-            if record is not None:
-                with Image.open(self._base_run.resolve_image(record["image"])) as image:
-                    images[index] = image.convert("RGB")
-                infos[index] = {"initial_image": {"reused_from_run": self._base_run.root.name, "path": str(
-                    self._base_run.root / record["image"]), "sha256": record["sha256"]}}
-            else:
-                todo.append(index)
-        if todo:
-            fresh = model.generate([requests[i] for i in todo])
-            for index, image in zip(todo, fresh, strict=True):
-                images[index] = image
-                infos[index] = {"initial_image": "generated"}
-        return images, infos
+        self.base_images.prepare(context)
 
     # guidance and alignment -------------------------------------------------------------
     def _torch_device(self) -> str:
@@ -224,7 +187,7 @@ class IMGMethod(Method):
             return tokens, tokens  # Table 5a "No guidance": the initial tokens as they are
         if control == "other-guidance":  # the partner's guidance: its own initial image and question, same seed
             requests = [replace(r, prompt=self._partners[r.prompt.id]) for r in requests]
-            images = self._initial_images(requests, model)[0] if guidance != "text" else images
+            images = self.base_images.initial(requests, model)[0] if guidance != "text" else images
             questions = [self._templates.question(r.prompt.text, r.seed) if self._templates else "" for r in requests]
         if guidance == "text":
             states = text_guidance(model, [r.prompt.text for r in requests])
@@ -245,11 +208,12 @@ class IMGMethod(Method):
     def generate(self, requests: Sequence[GenerationRequest], model: Model) -> list[Generation]:
         if not model.supports_image_tokens:
             raise UserError(f"method img needs a model with an IP-Adapter (image tokens); {model.name!r} has none.")
-        initial, infos = self._initial_images(requests, model)
+        costs = [Cost() for _ in requests]
+        initial, infos = self.base_images.initial(requests, model, costs)
         questions = [self._templates.question(r.prompt.text, r.seed) if self._templates else "" for r in requests]
         artefacts: list[dict[str, Any]] = [{"initial": image} for image in initial]
         if self.params["save_answer"] and self._mllm is not None:
-            answers = self._mllm.answer(initial, questions, self.params["answer_tokens"])
+            answers = ask(self._mllm, initial, questions, self.params["answer_tokens"], costs)
             for item, question, answer in zip(artefacts, questions, answers, strict=True):
                 item["answer"] = {"question": question, "answer": answer}
         images = initial
@@ -259,6 +223,9 @@ class IMGMethod(Method):
                     item[f"round{round_index}"] = image
             tokens, aligned = self._align(images, requests, questions, model)
             images = model.generate(requests, image_tokens=aligned, ip_scale=self.params["ip_scale"])
+            for cost in costs:
+                cost.generations += 1
+                cost.mllm_calls += int(self._mllm is not None)  # one forward pass for the guidance states
             if self.save_tokens:
                 for index, item in enumerate(artefacts):
                     item[f"tokens{round_index}"] = token_record(tokens[index], aligned[index],
@@ -266,18 +233,14 @@ class IMGMethod(Method):
         if self.params.get("control") == "other-guidance":
             for info, request in zip(infos, requests, strict=True):
                 info["guidance_from_prompt"] = self._partners[request.prompt.id].id
-        return [Generation(image=image, artefacts=item, info={**info, **({"question": q} if q else {})})
-                for image, item, info, q in zip(images, artefacts, infos, questions, strict=True)]
+        return [Generation(image=image, artefacts=item, info={**info, **({"question": q} if q else {}),
+                                                              "cost": cost.record(len(requests))})
+                for image, item, info, q, cost in zip(images, artefacts, infos, questions, costs, strict=True)]
 
 
 def shipped(value: str) -> str:
-    """A relative path missing from the working directory is looked up beside this file, where per-model
-    defaults ship their files (`methods/img/shapes.yaml` names `shapes/aligner.safetensors`); the value as
-    written stays the run's parameter, and the file's sha256 its identity."""
-    path = Path(value).expanduser()
-    if path.is_absolute() or path.exists() or not (Path(__file__).parent / path).exists():
-        return value
-    return str(Path(__file__).parent / path)
+    """A relative path is looked up beside this file when the working directory lacks it (method_steps.shipped)."""
+    return shipped_in(value, Path(__file__).parent)
 
 
 def token_record(initial: Any, aligned: Any, ip_scale: float) -> dict[str, Any]:

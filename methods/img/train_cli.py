@@ -78,9 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _guidance(args: argparse.Namespace, model: Any) -> tuple[Any, dict[str, Any]]:
-    from imgbench.methods.img.guidance import build_templates, text_guidance
+    from imgbench.methods.img.guidance import text_guidance
 
     from imgbench.errors import UserError
+    from imgbench.mllm.questions import build_templates
     from imgbench.util.hashing import stable_int
 
     if args.guidance == "text":
