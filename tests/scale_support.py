@@ -2,7 +2,7 @@
 
 A launch is real: `python -m torch.distributed.run --standalone` (the torchrun console script, found without
 PATH), gloo on CPU. Content is what must not depend on the world size: image and artefact bytes, generation
-records without their timing field, score rows and metrics.json, each record merged over the shard files by
+records without their timing fields, score rows and metrics.json, each record merged over the shard files by
 (prompt_id, seed), with an item recorded twice being a failure ("nothing made twice").
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 TIMING_FIELDS = ("seconds",)
+"""Dropped at any depth: a record's own time and its info's cost share (method_steps.Cost) are wall time."""
 
 
 def torchrun_command(nproc: int, *args: str | Path) -> list[str]:
@@ -39,11 +40,17 @@ def merged_records(files: list[Path], root: Path) -> dict[tuple[str, int], dict[
     for path in files:
         text = path.read_text(encoding="utf-8").replace(str(root), "OUT")
         for line in text.splitlines():
-            record = {k: v for k, v in json.loads(line).items() if k not in TIMING_FIELDS}
+            record = without_timing(json.loads(line))
             key = (record["prompt_id"], record["seed"])
             assert key not in records, f"{key} recorded twice in {path.parent}"
             records[key] = record
     return records
+
+
+def without_timing(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items() if k not in TIMING_FIELDS}
+    return value
 
 
 def run_content(output: Path) -> dict[str, Any]:
