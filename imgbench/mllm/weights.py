@@ -126,3 +126,11 @@ def resolve_file(spec: str, revision: str | None = None) -> tuple[Path, dict[str
         path = Path(_fetch(spec, lambda local: hf_hub_download(repo, sub, revision=revision,
                                                                local_files_only=local)))
     return path, {"source": spec, "sha256": sha256_file(path)}
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """A transformers model folder's config.json (here, not in hf.py, so the converter needs no import of hf)."""
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        raise UserError(f"{folder} has no config.json; it is not a transformers model folder.")
+    return json.loads(path.read_text(encoding="utf-8"))
