@@ -20,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from imgbench import CACHE_EPOCH
+from imgbench import CACHE_EPOCH, presets
 from imgbench.api.method import Method
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest, Prompt
@@ -53,6 +53,8 @@ class RunRequest:
     method_args: dict[str, Any] = field(default_factory=dict)
     model_args: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None
+    preset: str | None = None
+    """A named sampling protocol (imgbench.presets): model arguments under --model-arg; recorded, not hashed."""
     seeds: tuple[int, ...] | None = None
     limit: int | None = None
     offset: int = 0
@@ -113,8 +115,8 @@ def plan_run(request: RunRequest) -> RunPlan:
     if not model_name:
         raise UserError(f"task {spec.name!r} names no default_model; choose one with --model "
                         f"(see `imgbench ls models`).")
-    model_spec, model = build_model(model_name, request.model_args, request.device, request.dtype,
-                                    request.model_path)
+    model_args = presets.apply(request.preset, model_name, request.model_args)
+    model_spec, model = build_model(model_name, model_args, request.device, request.dtype, request.model_path)
     method_spec, method = build_method(request.method, model_spec, request.method_args)
     identity = {
         "task": task.identity(),
@@ -145,6 +147,7 @@ def open_run(plan: RunPlan) -> None:
         "model": plan.model_spec.name,
         "method": plan.method_spec.name,
         "task_source": str(plan.task.spec.yaml_path),
+        **({"preset": plan.request.preset} if plan.request.preset else {}),
         # what the model's and the method's trained parts saw; follows from the identity's digests
         "parts": plan.model.parts() + plan.method.parts(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -157,6 +160,7 @@ def open_run(plan: RunPlan) -> None:
         "task_data": plan.task.origin,
         "shard": f"{plan.request.shard.index}/{plan.request.shard.count}",
         "batch_size": plan.batch_size,
+        **({"preset": plan.request.preset} if plan.request.preset else {}),
     })
 
 
