@@ -42,10 +42,10 @@ CLIPTextModel(config).save_pretrained(sys.argv[1])
 """
     code = """
 import sys
-from transformers import CLIPTextModel
-if sys.argv[2] == "quiet":
+if sys.argv[2] == "quiet":  # as the CLI does: components are built (and quieted) before transformers loads
     from imgbench.util.quiet import quiet_loaders
     quiet_loaders()
+from transformers import CLIPTextModel
 CLIPTextModel.from_pretrained(sys.argv[1])
 """
     env = {k: v for k, v in os.environ.items() if k not in ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS")}

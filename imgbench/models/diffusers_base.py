@@ -126,7 +126,7 @@ class DiffusersModel(Model):
             self._check_memory()
             from huggingface_hub.errors import HfHubHTTPError
 
-            quiet_loaders()
+            quiet_loaders(load_diffusers=True)
             try:
                 pipe = self._load_pipeline()
             except (OSError, HfHubHTTPError) as exc:
