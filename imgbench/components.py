@@ -20,6 +20,7 @@ from imgbench.api.scorer import Scorer
 from imgbench.api.specs import ComponentSpec
 from imgbench.devices import check_device
 from imgbench.errors import UserError
+from imgbench.util.quiet import quiet_loaders
 
 
 def _check_params(cls: type, params: dict[str, Any], what: str, flag: str) -> None:
@@ -59,6 +60,7 @@ def _check_integers(cls: type, given: dict[str, Any], what: str, flag: str) -> N
 
 def instantiate(spec: ComponentSpec, params: dict[str, Any], flag: str, given: dict[str, Any] | None = None) -> Any:
     """Construct a component; a rejected value names what the user gave (`given`), not every default."""
+    quiet_loaders()
     cls = import_target(spec.target, spec.needs, what=f"{spec.kind} {spec.name!r}")
     _check_params(cls, params, f"{spec.kind} {spec.name!r}", flag)
     _check_integers(cls, given or {}, f"{spec.kind} {spec.name!r}", flag)

@@ -27,6 +27,7 @@ table{border-collapse:collapse;margin:.5rem 0}
 th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:right;vertical-align:top}
 th:first-child,td:first-child{text-align:left}
 td.best{font-weight:bold;background:#eef7ee}
+.reason{color:#a33;font-size:85%}
 .ci,.rank{color:#666;font-size:.8em;display:block}
 .prompt{border-top:1px solid #ddd;margin-top:1rem;padding-top:.5rem}
 .grid td{text-align:center}
@@ -114,6 +115,50 @@ def _artefact_html(run_root: Path, out_dir: Path, artefacts: dict[str, str]) -> 
     return "".join(parts)
 
 
+def _reason(detail: dict[str, Any] | None) -> str:
+    """A scorer's verdict in words, shown under the score (GenEval and the shapes checker give `reason`)."""
+    if not detail:
+        return ""
+    reason = detail.get("reason")
+    return "" if reason in (None, "", "ok") else str(reason)[:300]
+
+
+def sample_prompts(prompt_ids: list[str], per_run: dict[str, dict[int, ItemScores]],
+                   texts: dict[str, tuple[str, tuple[str, ...]]], limit: int) -> list[str]:
+    """Up to `limit` prompts spread over tags and outcomes, in task order within the result.
+
+    The first N prompts of a suite are often one easy category (the shapes test starts with 80 single-
+    and two-object prompts, all correct), which hides exactly what a reader opens the page for. So tags
+    take turns, and within a tag the lowest-scoring prompts (mean over runs, seeds and scorers, each
+    oriented so lower is worse) alternate with the highest.
+    """
+    if len(prompt_ids) <= limit:
+        return prompt_ids
+    score: dict[str, list[float]] = {}
+    for runs in per_run.values():
+        for scores in runs.values():
+            sign = 1.0 if scores.higher_is_better else -1.0
+            for (prompt_id, _), value in scores.values.items():
+                if value == value:  # NaN never ranks
+                    score.setdefault(prompt_id, []).append(sign * value)
+    groups: dict[str, list[str]] = {}
+    for prompt_id in prompt_ids:
+        tags = texts.get(prompt_id, ("", ()))[1]
+        groups.setdefault(tags[0] if tags else "", []).append(prompt_id)
+    queues = []
+    for members in groups.values():
+        ranked = sorted(members, key=lambda p: sum(score.get(p, [0.0])) / len(score.get(p, [0.0])))
+        order = [ranked[i // 2] if i % 2 == 0 else ranked[-1 - i // 2] for i in range(len(ranked))]
+        queues.append(list(dict.fromkeys(order)))
+    chosen: list[str] = []
+    while len(chosen) < limit and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    position = {p: i for i, p in enumerate(prompt_ids)}
+    return sorted(chosen, key=position.__getitem__)
+
+
 def _task_section(task: str, board: Leaderboard, out_dir: Path, max_prompts: int) -> str:
     columns = [j for j, c in enumerate(board.columns) if c.task == task]
     per_run: dict[str, dict[int, ItemScores]] = {}
@@ -124,10 +169,11 @@ def _task_section(task: str, board: Leaderboard, out_dir: Path, max_prompts: int
     keys = sorted({k for runs in per_run.values() for s in runs.values() for k in s.values})
     prompt_ids = [p for p in texts if any(k[0] == p for k in keys)] or sorted({k[0] for k in keys})
     seeds = sorted({k[1] for k in keys})
-    shown = prompt_ids[:max_prompts]
+    shown = sample_prompts(prompt_ids, per_run, texts, max_prompts)
     out = [f"<h2 id='task-{_esc(task)}'>Task {_esc(task)}</h2>"]
     if len(prompt_ids) > len(shown):
-        out.append(f"<p>Showing the first {len(shown)} of {len(prompt_ids)} prompts (--html-prompts).</p>")
+        out.append(f"<p>Showing {len(shown)} of {len(prompt_ids)} prompts (--html-prompts), taken in turn from "
+                   f"every tag, each tag's lowest-scoring prompts first, then its highest.</p>")
     for prompt_id in shown:
         text, tags = texts.get(prompt_id, (f"(prompt {prompt_id})", ()))
         tag_html = "".join(f"<span class='tag'>{_esc(t)}</span>" for t in tags)
@@ -149,7 +195,9 @@ def _task_section(task: str, board: Leaderboard, out_dir: Path, max_prompts: int
                     detail = s.details.get((prompt_id, seed))
                     shown_value = "–" if value is None else _num(value)
                     title = f" title='{_esc(json.dumps(detail, ensure_ascii=False))}'" if detail else ""
-                    lines.append(f"<div class='score'{title}>{_esc(board.columns[j].scorer)}: {shown_value}</div>")
+                    reason = _reason(detail)
+                    lines.append(f"<div class='score'{title}>{_esc(board.columns[j].scorer)}: {shown_value}"
+                                 + (f"<div class='reason'>{_esc(reason)}</div>" if reason else "") + "</div>")
                 artefacts = _artefact_html(run_root, out_dir, record.get("artefacts", {}))
                 cells.append(f"<td><figure><img alt='{_esc(row)} seed {seed}' src='{_esc(image)}'>"
                              f"<figcaption>{''.join(lines)}{artefacts}</figcaption></figure></td>")

@@ -102,6 +102,20 @@ def plot_tags(comparison: dict[str, Any], labels: Sequence[str], out: Path) -> l
     return _save(fig, out, "by-tag")
 
 
+def _prompts(entry: dict[str, Any]) -> int:
+    return int(entry["wins"]) + int(entry["ties"]) + int(entry["losses"])
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (prompts as the units; well-behaved at 0 and 1)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def plot_win_rates(comparison: dict[str, Any], out: Path) -> list[Path]:
     """Win / tie / loss share of prompts for each run against the baseline (stacked horizontal bars)."""
     plt = _pyplot()
@@ -112,13 +126,19 @@ def plot_win_rates(comparison: dict[str, Any], out: Path) -> list[Path]:
     for part, name, colour in (("win", "wins", "#4c9a2a"), ("tie", "ties", "#bbbbbb"), ("loss", "losses", "#c0392b")):
         share = np.array([entries[label][f"{part}_rate"] * 100 for label in labels])
         ax.barh(labels, share, left=left, color=colour, label=name)
+        if part == "win":  # the title promises an interval: draw it on the share of wins
+            low, high = zip(*(wilson_interval(entries[label]["wins"], _prompts(entries[label]))
+                              for label in labels), strict=True)
+            ax.errorbar(share, labels, xerr=[share - 100 * np.array(low), 100 * np.array(high) - share],
+                        fmt="none", ecolor="black", capsize=3, linewidth=1)
         left += share
     ax.axvline(50, color="black", linewidth=0.8, linestyle=":")
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"% of prompts vs baseline {comparison['baseline']} "
                   f"(tie: |Δ| ≤ {entries[labels[0]]['tie_tolerance']:g})")
     ax.set_ylabel("run")
-    ax.set_title(f"{comparison['task']} · {comparison['scorer']}: win rate vs baseline\n{_subtitle(comparison)}",
-                 fontsize=10)
+    items = comparison["items"]
+    ax.set_title(f"{comparison['task']} · {comparison['scorer']}: win rate vs baseline\n{items['n_prompts']} prompts "
+                 f"(seeds averaged), 95% Wilson interval on the share of wins", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, out, "win-rate")

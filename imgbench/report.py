@@ -5,9 +5,9 @@ per-item scores over the (prompt, seed) items that all its runs share (DESIGN §
 a metrics.json computed over another item set — and says how many items that is. Cells hold the
 mean over prompts × seeds with the interval of `imgbench.crossed` (two-way by default, as in
 `compare` and metrics.json) and a rank interval from the product bootstrap (prompts and seeds
-resampled jointly for all rows); the best mean per column is marked. Rows are also compared with a
-baseline row (the model's `base` row by default): Δ with its interval, Holm-adjusted p and Δ per
-seed, so a reader sees when one seed carries a difference.
+resampled jointly for all rows); a row is marked best only when its rank interval is 1–1 (first in
+95% of the draws). Rows are also compared with a baseline row (the model's `base` row by default): Δ
+with its interval, Holm-adjusted p and Δ per seed, so a reader sees when one seed carries a difference.
 """
 
 from __future__ import annotations
@@ -202,7 +202,8 @@ def build_leaderboard(runs: Sequence[RunInfo], scorers: Sequence[str] | None = N
             e = estimates[label]
             board.cells[(label, index)] = Cell(mean=e.mean, ci_low=e.low, ci_high=e.high, df=e.df, rank=ranks[j],
                                                rank_low=intervals[j][0], rank_high=intervals[j][1],
-                                               best=bool(means[j] == best), run_id=s.run.run_id)
+                                               best=bool(means[j] == best and intervals[j] == (1, 1)),
+                                               run_id=s.run.run_id)
             board.scores[(label, index)] = s
             row_order.setdefault(label, None)
         _comparisons(board, index, paired.tables, [s.run for s in loaded], baseline, samples, seed)
@@ -219,7 +220,8 @@ def method_text(board: Leaderboard) -> str:
     level = int(board.interval["level"] * 100)
     return (f"Mean over prompts × seeds with a {level}% {describe(board.interval['method'], board.interval)}; "
             f"rank = {level}% rank interval over {board.ranks['samples']} product-bootstrap draws (prompts and seeds "
-            f"resampled jointly for all rows, seed {board.ranks['seed']}); best per column in bold; each column over "
+            f"resampled jointly for all rows, seed {board.ranks['seed']}); in bold only a row first in every rank "
+            f"interval (rank 1–1: distinguishable from every other row); each column over "
             f"the items all its runs share.")
 
 

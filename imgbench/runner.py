@@ -20,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from imgbench import CACHE_EPOCH
+from imgbench import CACHE_EPOCH, catalog, presets
 from imgbench.api.method import Method
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest, Prompt
@@ -29,7 +29,7 @@ from imgbench.api.specs import ComponentSpec
 from imgbench.audit import audit_generations, audit_scores, heal, row_checksum
 from imgbench.components import build_method, build_model, build_scorer
 from imgbench.distributed import Ranks
-from imgbench.errors import UserError
+from imgbench.errors import MissingFiles, UserError, collect_missing, missing_together
 from imgbench.manifest import check_writable_dir, ensure_writable_dir, environment_facts
 from imgbench.metrics import write_metrics_if_complete
 from imgbench.progress import progress_bar
@@ -54,6 +54,8 @@ class RunRequest:
     method_args: dict[str, Any] = field(default_factory=dict)
     model_args: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None
+    preset: str | None = None
+    """A named sampling protocol (imgbench.presets): model arguments under --model-arg; recorded, not hashed."""
     seeds: tuple[int, ...] | None = None
     limit: int | None = None
     offset: int = 0
@@ -105,20 +107,26 @@ def plan_run(request: RunRequest) -> RunPlan:
         raise UserError(f"--batch-size must be at least 1, got {request.batch_size}.")
     check_writable_dir(request.output)
     spec = resolve_task(request.task, request.prompts_file, text_column=request.text_column)
-    task = load_task(spec)
+    missing: list[MissingFiles] = []
+    task = collect_missing(missing, lambda: load_task(spec))
+    model_name = request.model or spec.default_model
+    if not model_name:
+        raise UserError(f"task {spec.name!r} names no default_model; choose one with --model "
+                        f"(see `imgbench ls models`).")
+    model_args = presets.apply(request.preset, model_name, request.model_args)
+    built = collect_missing(missing, lambda: build_model(model_name, model_args, request.device, request.dtype,
+                                                         request.model_path))
+    model_spec = built[0] if built else catalog.models().get(model_name).spec
+    method = collect_missing(missing, lambda: build_method(request.method, model_spec, request.method_args))
+    if missing or task is None or built is None or method is None:
+        raise missing_together(missing)
+    model, (method_spec, method) = built[1], method
     prompts = task.select(request.tags, request.limit, request.offset)
     seeds = request.seeds or spec.seeds
     if len(prompts) * len(seeds) > MAX_ITEMS:
         raise UserError(f"{len(prompts):,} prompts x {len(seeds):,} seeds is {len(prompts) * len(seeds):,} items; at "
                         f"most {MAX_ITEMS:,} per invocation. Use fewer --seeds or --limit / --tags, and run the rest "
                         f"in further invocations (they extend the same run).")
-    model_name = request.model or spec.default_model
-    if not model_name:
-        raise UserError(f"task {spec.name!r} names no default_model; choose one with --model "
-                        f"(see `imgbench ls models`).")
-    model_spec, model = build_model(model_name, request.model_args, request.device, request.dtype,
-                                    request.model_path)
-    method_spec, method = build_method(request.method, model_spec, request.method_args)
     identity = {
         "task": task.identity(),
         "model": {"name": model_spec.name, **model.identity()},
@@ -149,6 +157,7 @@ def open_run(plan: RunPlan, scorer_keys: Sequence[str] = ()) -> None:
         "model": plan.model_spec.name,
         "method": plan.method_spec.name,
         "task_source": str(plan.task.spec.yaml_path),
+        **({"preset": plan.request.preset} if plan.request.preset else {}),
         # what the model's and the method's trained parts saw; follows from the identity's digests
         "parts": plan.model.parts() + plan.method.parts(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -163,6 +172,7 @@ def open_run(plan: RunPlan, scorer_keys: Sequence[str] = ()) -> None:
         "batch_size": plan.batch_size,
         **({"scorers": list(scorer_keys)} if scorer_keys else {}),
         **({"ranks": plan.request.ranks.record()} if plan.request.ranks.launcher else {}),
+        **({"preset": plan.request.preset} if plan.request.preset else {}),
     })
 
 
@@ -318,8 +328,13 @@ class RunOutcome:
 
 def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     """The whole pipeline for one invocation (`run` when score=True, `generate` otherwise)."""
-    plan = plan_run(request)
-    scorers = build_scorers(request.scorers or plan.task.spec.scorers, request.scorer_args) if score else []
+    missing: list[MissingFiles] = []
+    plan = collect_missing(missing, lambda: plan_run(request))
+    names = request.scorers or resolve_task(request.task, request.prompts_file,
+                                                   text_column=request.text_column).scorers
+    scorers = collect_missing(missing, lambda: build_scorers(names, request.scorer_args)) if score else []
+    if missing or plan is None or scorers is None:
+        raise missing_together(missing)
     plan.store.check_identity(plan.identity)
     had_metrics = plan.store.metrics_json.exists()
     open_run(plan, [scorer_key(s) for s in scorers])

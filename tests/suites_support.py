@@ -14,16 +14,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from needs import shared_suites
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_suites() -> Path:
-    """<repo>/../shared/suites; missing is a failure (CI keeps it beside the clone), never a skip."""
-    path = (REPO.parent / "shared" / "suites").resolve()
-    if not (path / "MANIFEST.json").is_file():
-        raise AssertionError(f"the shared suite copies are missing: expected {path}/MANIFEST.json beside the "
-                             f"clone (CI must provide ../shared/suites).")
-    return path
 
 
 def copy_suite(folder: str, data_root: Path) -> Path:

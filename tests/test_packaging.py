@@ -16,9 +16,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """Built offline (no isolation), so the build requirements must be installed: the `test` extra has them."""
     dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(REPO)],
-                   check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist),
+                           str(REPO)], capture_output=True, text=True)
+    assert done.returncode == 0, f"building the wheel failed (pip install -e '.[torch,test]' installs `wheel` " \
+                                 f"and `build`):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
     (built,) = dist.glob("imgbench-*.whl")
     return built
 

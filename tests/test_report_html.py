@@ -6,33 +6,28 @@ leaderboard's numbers match the per-item scores; keeps a screenshot next to the 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from analysis_helpers import STANDARD, item_scores, make_runs, prompt_mean, run_dir
+from needs import chromium
 
 from imgbench.cli import main
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 
 def _browser(tmp_path: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.fail("the HTML report test needs Debian's chromium and chromium-driver: "
-                    "apt-get install -y chromium chromium-driver")
+    browser, driver = chromium()
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = browser
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chrome-profile'}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(driver), options=options)
 
 
 def test_html_report_in_headless_chromium(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from needs import shared_suites
 from scorer_helpers import FIXTURES, check_contract, images, seeded, tiny_clip_parts
 
 from imgbench.api.records import Prompt
@@ -126,8 +127,8 @@ def geneval_prompts():
     import os
     from pathlib import Path
 
-    data = Path(os.environ.get("IMGBENCH_DATA_DIR") or FIXTURES.parents[2].resolve().parent / "shared" / "suites")
-    path = data / "geneval" / "evaluation_metadata.jsonl"  # a missing copy fails here, loudly
+    data = Path(os.environ.get("IMGBENCH_DATA_DIR") or shared_suites())
+    path = data / "geneval" / "evaluation_metadata.jsonl"  
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     by_tag = {}
     for row in rows:

@@ -111,7 +111,7 @@ def test_validate_reports_a_changed_copy_as_a_problem_not_a_note(tmp_path, monke
     assert main(["validate", "--task", "drawbench", "--task", "tifa", "--data-dir", str(tmp_path / "data")]) == 2
     out = " ".join(capsys.readouterr().out.split())
     assert "problem: task 'drawbench': the prompts read from" in out and "pins b09cd154" in out
-    assert "note: task 'tifa': no local copy and downloads are off" in out  # absent data stays a note
+    assert "unchecked: task 'tifa': no local copy and downloads are off" in out  # absent data: not a problem
     assert "validate: 1 problem(s)" in out
 
 
@@ -134,11 +134,12 @@ def test_report_on_a_suite_run_reads_texts_with_data_dir_and_still_works_without
 
 
 def test_validate_every_task_against_the_shared_copies_is_clean(tmp_path, monkeypatch, capsys):
-    """Declared sizes and tag counts match the data for every suite present; absent or partial copies are notes."""
+    """Declared sizes and tag counts match for every suite present; a partial copy is unchecked, so exit 1."""
     monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
     monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("COLUMNS", "300")
-    assert main(["validate", "--data-dir", str(shared_suites())]) == 0
+    assert main(["validate", "--data-dir", str(shared_suites())]) == 1
     out = " ".join(capsys.readouterr().out.split())
-    assert "problem" not in out
-    assert "note: task 'hpdv2-3400': the local copy" in out and "lacks 'drawbench.json'" in out
+    assert "problem:" not in out and "validate: ok" not in out
+    assert "unchecked: task 'hpdv2-3400': the local copy" in out and "lacks 'drawbench.json'" in out
+    assert "validate: no problem found, but" in out and "thing(s) could not be checked" in out

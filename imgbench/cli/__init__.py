@@ -67,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    from imgbench.devices import default_threads
+
+    default_threads()
     try:
         from imgbench.suites.fetch import data_dir_override
 

@@ -56,6 +56,8 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--method-arg", action="append", metavar="K=V", help="method parameter (repeatable)")
     group.add_argument("--model-arg", action="append", metavar="K=V", help="model parameter (repeatable)")
     group.add_argument("--model-path", help="local folder with the model's weights (a hub snapshot)")
+    group.add_argument("--preset", help="a paper's sampling protocol, e.g. img-paper (docs/methods.md#presets); "
+                                        "--model-arg overrides its values")
     group.add_argument("--device", help="cpu, cuda, cuda:1, mps ...")
     group.add_argument("--dtype", choices=DTYPES, help="weights/compute precision")
 
@@ -110,6 +112,7 @@ def run_request(args: argparse.Namespace, command: str, ranks=None):  # -> RunRe
         task=args.task, prompts_file=args.prompts, text_column=args.text_column, model=args.model,
         method=args.method, method_args=parse_key_values(args.method_arg, "--method-arg"),
         model_args=parse_key_values(args.model_arg, "--model-arg"), model_path=args.model_path,
+        preset=getattr(args, "preset", None),
         seeds=parse_seeds(args.seeds) if args.seeds is not None else None, limit=args.limit,
         offset=args.offset,
         tags=parse_tags(args.tags), shard=choose_shard(args.shard, ranks), ranks=ranks, batch_size=args.batch_size,

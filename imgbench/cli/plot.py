@@ -74,6 +74,10 @@ def main(args: argparse.Namespace) -> int:
     if lone:
         output_console().print(f"left out of the {args.param} line plot (one point each, they vary other "
                                f"parameters): {', '.join(lone)}")
+    if not any(len(points) > 1 for points in series.values()):
+        output_console().print(f"[yellow]warning[/]: the {args.param} sweep has one point per line, so the figure "
+                               f"shows points, not a trend; add values with `imgbench sweep --param "
+                               f"{args.param}=v1,v2,...`", highlight=False)
     out = output_folder(args.out, "the plot folder")
     paths = plots.plot_sweep(comparison, series, args.param, out, baseline=labels[0] if baseline else None)
     paths += plots.plot_tags(comparison, labels, out)

@@ -1,4 +1,9 @@
-"""`imgbench validate`: check every YAML, target and prompt checksum without generating anything."""
+"""`imgbench validate`: check every YAML, target and prompt checksum without generating anything.
+
+Exit 0 only when everything was checked and is fine; 2 when something is wrong; 1 when nothing is wrong
+but something could not be checked (a suite's files absent offline, a target's optional package not
+installed), so "ok" never hides what was not looked at.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=main)
 
 
-def _check_targets(problems: list[str], notes: list[str]) -> None:
+def _check_targets(problems: list[str], unchecked: list[str], notes: list[str]) -> None:
     from imgbench import catalog
     from imgbench.api.registry import import_target
     from imgbench.errors import UserError
@@ -32,12 +37,12 @@ def _check_targets(problems: list[str], notes: list[str]) -> None:
             try:
                 import_target(entry.spec.target, entry.spec.needs, what=f"{kind} {entry.name!r}")
             except UserError as exc:
-                (notes if "not installed" in str(exc) else problems).append(str(exc))
+                (unchecked if "not installed" in str(exc) else problems).append(str(exc))
             if kind == "model" and "revision" in entry.spec.params and entry.spec.params["revision"] is None:
                 notes.append(f"model {entry.name!r}: revision is unpinned; the served commit is recorded per run.")
 
 
-def _check_task(spec, problems: list[str], notes: list[str]) -> None:
+def _check_task(spec, problems: list[str], unchecked: list[str], notes: list[str]) -> None:
     from imgbench import catalog
     from imgbench.errors import UserError
     from imgbench.suites.fetch import DataUnavailable
@@ -54,8 +59,8 @@ def _check_task(spec, problems: list[str], notes: list[str]) -> None:
                      f"they see in run.json.")
     try:
         task = load_task(spec)
-    except DataUnavailable as exc:  # not here and not downloadable now: say so; it is not a defect of the task
-        notes.append(str(exc))
+    except DataUnavailable as exc:  # not here and not downloadable now: not a defect of the task, but unchecked
+        unchecked.append(str(exc))
         return
     except UserError as exc:  # a changed, damaged or incomplete copy: a mismatch is an error, never a note
         problems.append(str(exc))
@@ -76,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
 
     console = output_console()
     problems: list[str] = []
+    unchecked: list[str] = []
     notes: list[str] = []
     registries = {kind: catalog.registry(kind) for kind in catalog.KINDS}  # parses every YAML, strictly
     for method in registries["method"]:
@@ -84,17 +90,24 @@ def main(args: argparse.Namespace) -> int:
                 catalog.method_defaults(method.spec, model.spec)
             except UserError as exc:
                 problems.append(str(exc))
-    _check_targets(problems, notes)
+    _check_targets(problems, unchecked, notes)
     names = args.task or registries["task"].names()
     for name in names:
-        _check_task(registries["task"].get(name).spec, problems, notes)
+        _check_task(registries["task"].get(name).spec, problems, unchecked, notes)
     for note in dict.fromkeys(notes):
         console.print(f"[yellow]note[/]: {note}", highlight=False)
+    for item in dict.fromkeys(unchecked):
+        console.print(f"[yellow]unchecked[/]: {item}", highlight=False)
     for problem in dict.fromkeys(problems):
         console.print(f"[red]problem[/]: {problem}", highlight=False)
     counts = ", ".join(f"{len(r.names())} {k}s" for k, r in registries.items())
     if problems:
         console.print(f"validate: {len(problems)} problem(s) in {counts}")
         return 2
+    if unchecked:
+        console.print(f"validate: no problem found, but {len(dict.fromkeys(unchecked))} thing(s) could not be "
+                      f"checked (listed as 'unchecked' above; `imgbench download` or --data-dir supplies suite "
+                      f"files) in {counts}")
+        return 1
     console.print(f"validate: ok ({counts} checked)")
     return 0

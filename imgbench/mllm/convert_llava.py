@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
+from imgbench.mllm.weights import read_config
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,6 @@ def convert_llava(source: str | Path, output: str | Path, vision_tower: str | No
         LlavaImageProcessor,
         LlavaProcessor,
     )
-
-    from imgbench.mllm.hf import read_config
 
     source, output = Path(source), Path(output)
     config = read_config(source)

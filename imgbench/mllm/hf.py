@@ -9,7 +9,6 @@ state. Nothing loads until first use; construction only resolves which weights w
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from imgbench.errors import UserError
 from imgbench.mllm.base import MLLM
 from imgbench.mllm.conversation import CHAT_TEMPLATE, IMAGE_PLACEHOLDER
 from imgbench.mllm.conversation import conversation as get_conversation
-from imgbench.mllm.weights import folder_digest, resolve_weights
+from imgbench.mllm.weights import folder_digest, read_config, resolve_weights
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-def read_config(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / "config.json"
-    if not path.exists():
-        raise UserError(f"{folder} has no config.json; it is not a transformers model folder.")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 class HFVisionLanguageModel(MLLM):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from imgbench.errors import UserError
+from imgbench.errors import MissingFiles, UserError
 from imgbench.util.hashing import sha256_file
 from imgbench.util.hub import offline, unreachable
 
@@ -56,13 +56,13 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _hub_error(spec: str, exc: BaseException) -> UserError:
+def _hub_error(spec: str, exc: BaseException) -> MissingFiles:
     how = "it is not in the local hub cache and downloads are off (IMGBENCH_OFFLINE/HF_HUB_OFFLINE)" if offline() \
         else f"it is not in the local hub cache and the download failed ({type(exc).__name__}: {exc})"
     repo, sub = "/".join(spec.split("/")[:2]), "/".join(spec.split("/")[2:])
     # A folder inside a repo is fetched with --include 'sub/*'; a file by its name.
     what = f" --include '{sub}/*'" if sub and "." not in Path(sub).name else (f" {sub}" if sub else "")
-    return UserError(f"{spec!r}: {how}. Download it on a connected machine with `hf download {repo}{what}` "
+    return MissingFiles(f"{spec!r}: {how}. Download it on a connected machine with `hf download {repo}{what}` "
                      f"(huggingface_hub < 1.0: `huggingface-cli download {repo}{what}`), then copy the Hugging Face "
                      f"cache ($HF_HOME/hub) here, or pass a local path.")
 
@@ -126,3 +126,11 @@ def resolve_file(spec: str, revision: str | None = None) -> tuple[Path, dict[str
         path = Path(_fetch(spec, lambda local: hf_hub_download(repo, sub, revision=revision,
                                                                local_files_only=local)))
     return path, {"source": spec, "sha256": sha256_file(path)}
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """A transformers model folder's config.json (here, not in hf.py, so the converter needs no import of hf)."""
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        raise UserError(f"{folder} has no config.json; it is not a transformers model folder.")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -18,6 +18,7 @@ from imgbench.devices import check_device
 from imgbench.errors import UserError
 from imgbench.models.hub import ResolvedSource, WeightSource, resolve_all
 from imgbench.models.memory import DTYPE_BYTES, GB, check_fits, folder_params
+from imgbench.util.quiet import quiet_loaders
 from imgbench.util.text import as_bool
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class DiffusersModel(Model):
             self._check_memory()
             from huggingface_hub.errors import HfHubHTTPError
 
+            quiet_loaders(load_diffusers=True)
             try:
                 pipe = self._load_pipeline()
             except (OSError, HfHubHTTPError) as exc:

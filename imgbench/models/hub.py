@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgbench.errors import UserError
+from imgbench.errors import MissingFiles, UserError
 from imgbench.util.hub import offline, unreachable
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class WeightSource:
                 f"HF_HUB_CACHE), or pass {self.flag_usage()} with a local folder laid out like the repo.")
 
 
-class MissingWeights(UserError):
+class MissingWeights(MissingFiles):
     """A hub source that is neither in the local cache nor downloadable (collected by `resolve_all`)."""
 
     def __init__(self, source: WeightSource, reason: str) -> None:
@@ -155,7 +155,7 @@ def resolve_all(sources: dict[str, WeightSource],
     if len(missing) + len(errors) + len(later) == 1:
         raise (missing or errors)[0]
     parts = [missing_weights_message(missing, later)] if missing else []
-    raise UserError(" Also: ".join([*parts, *(str(e) for e in errors)]))
+    raise (MissingFiles if missing else UserError)(" Also: ".join([*parts, *(str(e) for e in errors)]))
 
 
 def missing_weights_message(missing: list[MissingWeights], later: list[WeightSource]) -> str:

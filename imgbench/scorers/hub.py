@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgbench.errors import UserError
+from imgbench.errors import MissingFiles, UserError
 from imgbench.util.hashing import sha256_file
 from imgbench.util.hub import CONNECT_TIMEOUT_S, offline, unreachable
 
@@ -56,10 +56,11 @@ def how_to_get(repo: str, files: list[str], revision: str | None) -> str:
             f"or point HF_HUB_CACHE at it")
 
 
-def _fail(what: str, repo: str, files: list[str], revision: str | None, cause: BaseException | None) -> UserError:
+def _fail(what: str, repo: str, files: list[str], revision: str | None,
+          cause: BaseException | None) -> MissingFiles:
     state = ("downloads are disabled (IMGBENCH_OFFLINE / HF_HUB_OFFLINE)" if offline()
              else f"the download failed ({type(cause).__name__}: {str(cause).splitlines()[0][:200] if cause else ''})")
-    return UserError(f"{what}: weights {repo}{'@' + revision if revision else ''} are not in "
+    return MissingFiles(f"{what}: weights {repo}{'@' + revision if revision else ''} are not in "
                      f"the local cache and {state}. To fix: {how_to_get(repo, files, revision)}.")
 
 

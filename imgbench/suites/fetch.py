@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgbench.errors import UserError
+from imgbench.errors import MissingFiles, UserError
 from imgbench.util.hub import OFFLINE_VARS, offline
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Located:
         return f"{self.folder} ({self.origin})"
 
 
-class DataUnavailable(UserError):
+class DataUnavailable(MissingFiles):
     """Files missing from the local copy, or not downloadable right now (offline, network or source down): a
     fixable absence, which `imgbench validate` reports as a note, unlike damaged or changed data (a problem)."""
 

@@ -27,7 +27,7 @@ from imgbench.api.method import Generation, Method
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest
 from imgbench.controls import TOKEN_CONTROLS, partner_prompts, random_norm_matched
-from imgbench.errors import UserError
+from imgbench.errors import MissingFiles, UserError, collect_missing, missing_together
 from imgbench.method_steps import BaseImages, Cost, ask
 from imgbench.method_steps import shipped as shipped_in
 from imgbench.mllm.questions import build_templates
@@ -103,19 +103,26 @@ class IMGMethod(Method):
         self._mllm = None
         self._aligner: Any = None
         self._aligner_path: Path | None = None
+        missing: list[MissingFiles] = []  # aligner, templates and MLLM: every missing one in one error
         if guidance != "none":
             from imgbench.mllm.weights import resolve_file
 
-            self._aligner_path, facts = resolve_file(shipped(aligner))
-            self._identity_extra["aligner"] = {**facts, "source": aligner}  # as written: run ids move with checkouts
+            found = collect_missing(missing, lambda: resolve_file(shipped(aligner)))
+            if found is not None:
+                self._aligner_path, facts = found
+                self._identity_extra["aligner"] = {**facts, "source": aligner}  # as written: ids move with checkouts
         if guidance in ("mllm", "finetuned-mllm"):
             from imgbench.mllm.hf import load_mllm
 
-            self._templates = replace(build_templates(shipped(templates), template),
-                                      source=templates if not template else "fixed")
-            self._mllm = load_mllm(mllm if guidance == "finetuned-mllm" else original_mllm,
-                                   conversation=conversation, dtype=mllm_dtype, device=device)
-            self._identity_extra.update(mllm=self._mllm.identity(), templates=self._templates.identity())
+            listed = collect_missing(missing, lambda: build_templates(shipped(templates), template))
+            self._mllm = collect_missing(missing, lambda: load_mllm(
+                mllm if guidance == "finetuned-mllm" else original_mllm, conversation=conversation, dtype=mllm_dtype,
+                device=device))
+            if listed is not None and self._mllm is not None:
+                self._templates = replace(listed, source=templates if not template else "fixed")
+                self._identity_extra.update(mllm=self._mllm.identity(), templates=self._templates.identity())
+        if missing:
+            raise missing_together(missing)
         self._partners: dict[str, Any] = {}
 
     def identity(self) -> dict[str, Any]:
