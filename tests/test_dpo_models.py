@@ -124,8 +124,11 @@ def test_shapes_dpo_uses_the_shapes_img_defaults():
     assert resolve_method_params(img, dpo, {}) == resolve_method_params(img, shapes_spec, {})
 
 
-def test_shapes_dpo_without_weights_names_the_training_command(cli):
-    status, _, err = cli("run", "--task", "shapes", "--model", "shapes-dpo", "--limit", "1")
+def test_shapes_dpo_without_weights_names_the_training_command(cli, tmp_path, monkeypatch):
+    from imgbench.worlds.shapes import model as shapes_model
+
+    monkeypatch.setattr(shapes_model, "SHIPPED_DPO", tmp_path / "weights-dpo")  # a checkout without the weights
+    status, _, err = cli("run", "--task", "shapes", "--model", "shapes-dpo", "--limit", "1", "--output", tmp_path)
     assert status == 2
     assert "imgbench train dpo --model shapes --pairs results/runs/img-shapes/pairs.jsonl" in err
 

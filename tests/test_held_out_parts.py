@@ -9,6 +9,7 @@ from imgbench.methods.img import method as img_method
 
 from imgbench.components import build_method, build_model
 from imgbench.provenance import read_part, seeds_in
+from imgbench.worlds.shapes.model import SHIPPED_DPO
 from imgbench.worlds.shapes.seeds import SPLIT_VERSION, TEST_SEEDS, VAL_SEEDS
 from imgbench.worlds.shapes.train_cli import WEIGHTS_DIR
 
@@ -16,6 +17,7 @@ SHIPPED = {
     "shapes-llava": WEIGHTS_DIR / "llava" / "manifest.json",
     "shapes-llava-base": WEIGHTS_DIR / "llava-base" / "manifest.json",
     "img aligner (shapes)": Path(img_method.__file__).parent / "shapes" / "aligner.json",
+    "shapes-dpo UNet": SHIPPED_DPO / "manifest.json",
 }
 
 
