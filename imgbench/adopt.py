@@ -33,8 +33,7 @@ class Adoptable:
 
 def _same_but_method(identity: dict[str, Any], other: dict[str, Any]) -> bool:
     """Whether two run identities agree on everything except the method (task, model, size, epoch)."""
-    strip = ("method",)
-    return {k: v for k, v in identity.items() if k not in strip} == {k: v for k, v in other.items() if k not in strip}
+    return {**identity, "method": None} == {**other, "method": None}
 
 
 def plain_generations(run_root: Path, identity: dict[str, Any]) -> dict[ItemKey, Adoptable]:

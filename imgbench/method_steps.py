@@ -37,7 +37,6 @@ class Cost:
     generations: int = 0
     edit_passes: int = 0
     mllm_calls: int = 0
-    seconds: float = 0.0
     _start: float = field(default_factory=time.perf_counter, repr=False)
 
     def record(self, batch_size: int) -> dict[str, Any]:
