@@ -326,8 +326,11 @@ class RunOutcome:
     metrics: dict[str, Any] | None
 
 
-def execute(request: RunRequest, score: bool = True) -> RunOutcome:
-    """The whole pipeline for one invocation (`run` when score=True, `generate` otherwise)."""
+def prepare(request: RunRequest, score: bool = True) -> tuple[RunPlan, list[Scorer]]:
+    """The plan and the scorers of an invocation, or ONE error naming everything the run lacks.
+
+    Building them resolves every weight and data file the run reads (what `imgbench download` records).
+    """
     missing: list[MissingFiles] = []
     plan = collect_missing(missing, lambda: plan_run(request))
     names = request.scorers or resolve_task(request.task, request.prompts_file,
@@ -335,6 +338,12 @@ def execute(request: RunRequest, score: bool = True) -> RunOutcome:
     scorers = collect_missing(missing, lambda: build_scorers(names, request.scorer_args)) if score else []
     if missing or plan is None or scorers is None:
         raise missing_together(missing)
+    return plan, scorers
+
+
+def execute(request: RunRequest, score: bool = True) -> RunOutcome:
+    """The whole pipeline for one invocation (`run` when score=True, `generate` otherwise)."""
+    plan, scorers = prepare(request, score)
     plan.store.check_identity(plan.identity)
     had_metrics = plan.store.metrics_json.exists()
     open_run(plan, [scorer_key(s) for s in scorers])

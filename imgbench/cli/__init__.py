@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "sweep": "sweep",
     "pairs": "pairs",
     "merge": "merge",
+    "download": "download",
 }
 
 logger = logging.getLogger("imgbench")

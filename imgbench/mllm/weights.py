@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbench.errors import MissingFiles, UserError
+from imgbench.needs import Need, note
 from imgbench.util.hashing import sha256_file
 from imgbench.util.hub import offline, unreachable
 
@@ -101,11 +102,13 @@ def resolve_weights(name_or_path: str, revision: str | None = None) -> tuple[str
     folder inside one, 'owner/repo/sub' (e.g. shi-labs/IMG/llava)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
+        note(Need("local", "MLLM", name_or_path, where=str(path)))
         return str(path), {"path": str(path.resolve()), "digest": folder_digest(path)}
     repo, sub = _split_hub(name_or_path)
     from huggingface_hub import snapshot_download
 
     patterns = [f"{sub}/*"] if sub else ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+    note(Need("hub", "MLLM", repo, revision, tuple(patterns)))
     folder = _fetch(name_or_path, lambda local: snapshot_download(repo, revision=revision, local_files_only=local,
                                                                   allow_patterns=patterns))
     return str(Path(folder) / sub), {"hub_id": name_or_path, "revision": Path(folder).name}
@@ -121,10 +124,13 @@ def resolve_file(spec: str, revision: str | None = None) -> tuple[Path, dict[str
         repo, sub = _split_hub(spec)
         if not sub:
             raise UserError(f"{spec!r}: no such file; a hub file is written 'owner/repo/file.pth'.")
+        note(Need("hub", "checkpoint", repo, revision, (sub,)))
         from huggingface_hub import hf_hub_download
 
         path = Path(_fetch(spec, lambda local: hf_hub_download(repo, sub, revision=revision,
                                                                local_files_only=local)))
+    else:
+        note(Need("local", "checkpoint", spec, where=str(path)))
     return path, {"source": spec, "sha256": sha256_file(path)}
 
 

@@ -41,7 +41,7 @@ class FluxModel(DiffusersModel):
         if ip_adapter_id or ip_adapter_path:
             lazy["ip_adapter"] = WeightSource("IP-Adapter", ip_adapter_id, ip_adapter_revision, ip_adapter_path,
                                               probe=ip_adapter_weight, flag="--model-arg ip_adapter_path=DIR",
-                                              cache_dir=cache_dir)
+                                              cache_dir=cache_dir, files=(ip_adapter_weight,))
             lazy["image_encoder"] = WeightSource("IP-Adapter image encoder", image_encoder_id, image_encoder_revision,
                                                  image_encoder_path, probe="config.json",
                                                  flag="--model-arg image_encoder_path=DIR", cache_dir=cache_dir)

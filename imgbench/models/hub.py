@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbench.errors import MissingFiles, UserError
+from imgbench.needs import Need, note
 from imgbench.util.hub import offline, unreachable
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,24 @@ class WeightSource:
     flag: str = "--model-path"
     """The option that points this source at a local folder (named in the fix-it message)."""
     cache_dir: str | None = None
+    files: tuple[str, ...] | None = None
+    """What the loader reads from the repo, for `imgbench download`: files, or folders
+    ending in '/' (their configs and one weight format). None: the probe's folder (for a pipeline, whose probe
+    is model_index.json, diffusers' own list of the files its loader reads)."""
+    variants: tuple[str | None, ...] = (None,)
+    """Weight variants the pipeline loader may read: ('fp16', None) when the device, hence the dtype, is not
+    known yet; only for `imgbench download` (the identity records the variant the run used)."""
+
+    def need(self) -> Need:
+        """This source as an entry of the run's fetch list (imgbench.needs)."""
+        if self.local_path:
+            return Need("local", self.role, self.local_path, where=str(Path(self.local_path).expanduser()))
+        parent = Path(self.probe).parent.as_posix()
+        folder = "" if parent == "." else parent
+        pipeline = self.probe == "model_index.json" and self.files is None
+        files = self.files if self.files is not None else (f"{folder}/" if folder else "",)
+        return Need("pipeline" if pipeline else "hub", self.role, str(self.repo_id), self.revision,
+                    () if pipeline else files, self.cache_dir, self.variants if pipeline else (None,))
 
     def declared(self) -> dict[str, Any]:
         """What the user asked for, without touching the hub (for sources resolved on first use)."""
@@ -139,6 +158,9 @@ def resolve_all(sources: dict[str, WeightSource],
     error for the UNet. When something is missing anyway, hub sources loaded later (`lazy`: the
     IP-Adapter) are checked in the cache too, so one round of downloads is enough.
     """
+    for source in [*sources.values(), *(lazy or {}).values()]:
+        if source.repo_id or source.local_path:
+            note(source.need())
     resolved: dict[str, ResolvedSource] = {}
     missing: list[MissingWeights] = []
     errors: list[UserError] = []

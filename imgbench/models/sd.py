@@ -45,7 +45,10 @@ class StableDiffusionModel(DiffusersModel):
                  device: str | None = None, dtype: str | None = None, cpu_offload: bool = False,
                  attention_slicing: bool = False, memory_gb: float | None = None,
                  cache_dir: str | None = None) -> None:
-        sources = {"pipeline": WeightSource("base pipeline", hub_id, revision, model_path, cache_dir=cache_dir)}
+        # fp16 files on an accelerator, the plain ones on CPU: both while the dtype is not given (imgbench download)
+        variants = ((None,) if not variant or dtype == "fp32" else (variant,) if dtype else (variant, None))
+        sources = {"pipeline": WeightSource("base pipeline", hub_id, revision, model_path, cache_dir=cache_dir,
+                                            variants=variants)}
         if unet_id or unet_path:
             sources["unet"] = _component("UNet", unet_id, unet_revision, unet_subfolder, unet_path, "unet_path",
                                          cache_dir)
@@ -59,7 +62,8 @@ class StableDiffusionModel(DiffusersModel):
         if ip_adapter_id or ip_adapter_path:
             probe = f"{ip_adapter_subfolder}/{ip_adapter_weight}".lstrip("/")
             lazy["ip_adapter"] = WeightSource("IP-Adapter", ip_adapter_id, ip_adapter_revision, ip_adapter_path,
-                                              probe=probe, flag="--model-arg ip_adapter_path=DIR", cache_dir=cache_dir)
+                                              probe=probe, flag="--model-arg ip_adapter_path=DIR", cache_dir=cache_dir,
+                                              files=(probe, f"{image_encoder_folder.strip('/')}/"))
             self.ip_settings = {"subfolder": ip_adapter_subfolder, "weight": ip_adapter_weight,
                                 "image_encoder_folder": image_encoder_folder}
         super().__init__(sources, lazy_sources=lazy, device=device, dtype=dtype, steps=steps, guidance=guidance,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgbench.errors import MissingFiles, UserError
+from imgbench.needs import Need, note
 from imgbench.util.hashing import sha256_file
 from imgbench.util.hub import CONNECT_TIMEOUT_S, offline, unreachable
 
@@ -69,6 +70,7 @@ def local_file(path: str | Path, what: str) -> Weights:
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"{what}: checkpoint file {file} does not exist.")
+    note(Need("local", what, str(file), where=str(file)))
     return Weights(path=file, repo=str(file), revision="sha256:" + sha256_file(file))
 
 
@@ -90,6 +92,7 @@ def hub_file(repo: str, filename: str, what: str, revision: str | None = None) -
             path = hf_hub_download(repo, filename, revision=revision, etag_timeout=CONNECT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 — network, auth, missing file: all need the same fix
             raise _fail(what, repo, [filename], revision, exc) from None
+    note(Need("hub", what, repo, revision, (filename,)))
     return Weights(path=Path(path), repo=repo, revision=_commit_of(Path(path)))
 
 
@@ -104,6 +107,7 @@ def hub_snapshot(repo: str, what: str, files: list[str], weights: tuple[str, ...
     if local.is_dir():
         if weights and not any(any(local.glob(w)) for w in weights):
             raise UserError(f"{what}: folder {local} has none of the weight files {', '.join(weights)}.")
+        note(Need("local", what, str(local), where=str(local)))
         return Weights(path=local, repo=str(local), revision="local-folder")
     if repo.startswith(("/", ".", "~")) or repo.count("/") != 1:
         raise UserError(f"{what}: {repo} is neither a local folder nor a hub id like 'owner/name'.")
@@ -135,4 +139,6 @@ def hub_snapshot(repo: str, what: str, files: list[str], weights: tuple[str, ...
         if not complete(path):
             raise UserError(f"{what}: hub repo {repo} has none of the weight files {', '.join(weights)}.")
     assert path is not None
+    found = [w for w in weights if any(Path(path).glob(w))][:1]  # the one weight format this snapshot has
+    note(Need("hub", what, repo, revision, (*files, *found)))
     return Weights(path=Path(path), repo=repo, revision=_commit_of(Path(path)))

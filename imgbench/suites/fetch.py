@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgbench.errors import MissingFiles, UserError
+from imgbench.needs import Need, note
 from imgbench.util.hub import OFFLINE_VARS, offline
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,13 @@ def _manual_instructions(remote: Remote, missing: list[str]) -> str:
 
 def locate(remote: Remote) -> Located:
     """A folder with every file of `remote`: data dir, else cache, else downloaded into the cache."""
+    located = _locate(remote)
+    note(Need("suite", remote.what, remote.url or "(no URL recorded)", files=remote.files,
+              where=f"{located.folder} ({located.origin})"))
+    return located
+
+
+def _locate(remote: Remote) -> Located:
     root = data_root()
     if root is not None and (root / remote.data_dir).is_dir():
         folder = root / remote.data_dir
