@@ -13,6 +13,7 @@ downloads off, which must find everything.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import logging
 import os
@@ -55,13 +56,17 @@ def download(request: RunRequest, score: bool = True, say: Callable[[str], None]
         raise UserError("imgbench download fetches from the hub and the suites' sources, but downloads are off "
                         "(IMGBENCH_OFFLINE / HF_HUB_OFFLINE is set); run it without them, on a machine that can "
                         "reach huggingface.co (or HF_ENDPOINT), then copy the caches to the offline one.")
+    from huggingface_hub import constants
+
+    blobs = {constants.HF_HUB_CACHE: _blobs(constants.HF_HUB_CACHE)}  # what was here before: "new" is the rest
     with recording() as needs:
         prepare(request, score)  # online: suites, scorer and MLLM files arrive here (their resolvers fetch them)
     done: list[Fetched] = []
     failed: list[MissingFiles] = []
     for need in needs:
         try:
-            done.append(fetch(need, say))
+            cache = need.cache_dir or constants.HF_HUB_CACHE
+            done.append(fetch(need, say, blobs.setdefault(cache, _blobs(cache))))
         except MissingFiles as exc:
             failed.append(exc)
     if failed:
@@ -89,7 +94,12 @@ def _downloads_off() -> Iterator[None]:
             os.environ["IMGBENCH_OFFLINE"] = old
 
 
-def fetch(need: Need, say: Callable[[str], None]) -> Fetched:
+def _blobs(cache: str) -> set[str]:
+    """The content files of a Hugging Face cache (`models--*/blobs/*`), by real path."""
+    return {os.path.realpath(p) for p in Path(cache).glob("models--*/blobs/*")}
+
+
+def fetch(need: Need, say: Callable[[str], None], known: set[str]) -> Fetched:
     """One need: local things are only reported; hub repos are fetched and verified; suites were fetched by
     planning (and their content checksum verified by the task loader)."""
     if need.kind == "local":
@@ -99,7 +109,7 @@ def fetch(need: Need, say: Callable[[str], None]) -> Fetched:
         files = [f for f in need.files if not f.endswith("/")]
         return Fetched(need, "fetched" if origin.startswith("downloaded") else "present", where=folder,
                        files=list(need.files), size=sum(_size_of(Path(folder) / f) for f in files))
-    return _fetch_hub(need, say)
+    return _fetch_hub(need, say, known)
 
 
 def loader_files(listing: list[str], wanted: tuple[str, ...]) -> list[str]:
@@ -108,6 +118,9 @@ def loader_files(listing: list[str], wanted: tuple[str, ...]) -> list[str]:
     when no variant is asked for)."""
     chosen: list[str] = []
     for entry in wanted:
+        if any(c in entry for c in "*?["):  # a glob pattern (MLLM snapshots): whatever the repo has that matches
+            chosen += fnmatch.filter(listing, entry)
+            continue
         if entry and not entry.endswith("/"):
             chosen.append(entry)
             continue
@@ -136,7 +149,9 @@ def _present(snapshot: Path) -> set[str]:
     return {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()}
 
 
-def _fetch_hub(need: Need, say: Callable[[str], None]) -> Fetched:
+def _fetch_hub(need: Need, say: Callable[[str], None], known: set[str]) -> Fetched:
+    """Fetch the files of one hub need, check each against the hub's hash, refetch damaged ones; `known`:
+    the cache's blobs before this invocation (a file is new when its blob was not among them)."""
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 
     rev = f"@{need.revision}" if need.revision else ""
@@ -148,7 +163,6 @@ def _fetch_hub(need: Need, say: Callable[[str], None]) -> Fetched:
                            f"gated repos, and the network.") from None
     commit = str(info.sha)
     snapshot = _snapshot(need, commit)
-    before = _present(snapshot)
     listing = [s.rfilename for s in info.siblings or []]
     try:
         if need.kind == "pipeline":
@@ -156,8 +170,14 @@ def _fetch_hub(need: Need, say: Callable[[str], None]) -> Fetched:
             from diffusers import DiffusionPipeline
 
             for variant in need.variants:
-                DiffusionPipeline.download(need.source, revision=need.revision, cache_dir=need.cache_dir,
-                                           variant=variant)
+                try:
+                    DiffusionPipeline.download(need.source, revision=need.revision, cache_dir=need.cache_dir,
+                                               variant=variant)
+                except ValueError as exc:  # a repo without the variant: the loader then reads the plain files
+                    if variant is None or None not in need.variants:
+                        raise
+                    say(f"  {need.source} has no {variant} variant ({str(exc).strip()}); the plain files serve "
+                        f"every dtype")
             files = sorted(_present(snapshot))
         else:
             files = loader_files(listing, need.files)
@@ -182,7 +202,7 @@ def _fetch_hub(need: Need, say: Callable[[str], None]) -> Fetched:
     if still:
         raise MissingFiles(f"{need.role}: {need.source} files {', '.join(still)} do not match the hub's hash even "
                            f"after fetching them again (a proxy or disk altering them?).")
-    new = sorted(set(files) - before)
+    new = sorted(f for f in files if f in damaged or os.path.realpath(snapshot / f) not in known)
     for name in new:
         say(f"  + {need.source}/{name} ({human_size(_size_of(snapshot / name))})")
     status = "repaired" if damaged else "fetched" if new else "present"

@@ -140,5 +140,5 @@ def hub_snapshot(repo: str, what: str, files: list[str], weights: tuple[str, ...
             raise UserError(f"{what}: hub repo {repo} has none of the weight files {', '.join(weights)}.")
     assert path is not None
     found = [w for w in weights if any(Path(path).glob(w))][:1]  # the one weight format this snapshot has
-    note(Need("hub", what, repo, revision, (*files, *found)))
+    note(Need("hub", what, repo, revision, tuple(f for f in files if any(Path(path).glob(f))) + tuple(found)))
     return Weights(path=Path(path), repo=repo, revision=_commit_of(Path(path)))
