@@ -45,7 +45,8 @@ def missing_together(errors: list[MissingFiles]) -> MissingFiles:
     if len(unique) == 1:
         return parts[0]
     listed = "\n".join(f"{i}. {text}" for i, text in enumerate(unique, 1))
-    combined = MissingFiles(f"{len(unique)} things this run needs are missing; fetch them all, then rerun:\n{listed}")
+    combined = MissingFiles(f"{len(unique)} things this run needs are missing; fetch them all (`imgbench download` "
+                            f"with this run's arguments fetches and verifies them), then rerun:\n{listed}")
     combined.parts = parts  # type: ignore[attr-defined]
     return combined
 

@@ -31,6 +31,8 @@ EXCLUDED = [
     (r"my_images/|my_prompts\.txt|cats\.txt", "the user's own image or prompt files"),
     (r"[0-9a-f]{12}", "names a run id printed in an example's output (ids change with the cache epoch)"),
     (r"--scorers? dummy,noisy", "`noisy` is added through the Python API on that page, not registered"),
+    (r"^imgbench download", "fetches from the hub and the suites' sources (network); tests/test_download.py runs "
+                            "it against a local mirror"),
 ]
 
 

@@ -123,3 +123,33 @@ def test_loader_files_take_a_folder_configs_and_one_weight_format_without_varian
     assert loader_files(listing, ("",)) == ["model_index.json", "config.json", "tokenizer.json",
                                             "pytorch_model.bin"]
     assert loader_files(listing, ("llava/*", "vae/config.json")) == ["llava/a.json", "vae/config.json"]
+
+
+def test_suite_files_are_fetched_into_the_cache_and_validate_then_checks_them(cli, monkeypatch, tmp_path):
+    """The suite half: `download` with the dummy model and scorer fetches only the task's files (the fix that
+    `validate` names for an 'unchecked' suite); the files come over HTTP from a local copy of the suite."""
+    import urllib.parse
+
+    from needs import shared_suites
+    from suites_support import serve as serve_folder
+
+    from imgbench.suites import fetch
+
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("IMGBENCH_DATA_DIR", raising=False)
+    args = ("download", "--task", "drawbench", "--model", "dummy", "--scorer", "dummy", "--output", str(tmp_path))
+    status, out, _ = cli("validate", "--task", "drawbench")
+    assert status == 1 and "unchecked" in out
+    with serve_folder(shared_suites()) as base:
+        monkeypatch.setattr(fetch, "file_url", lambda remote, name: f"{base}/{remote.data_dir}/"
+                                                                    f"{urllib.parse.quote(name)}")
+        monkeypatch.setenv("IMGBENCH_OFFLINE", "0")
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        status, out, err = cli(*args)
+        assert status == 0, err
+        assert "task 'drawbench'" in out and "fetched" in out and str(tmp_path / "cache") in out
+        status, out, err = cli(*args)
+        assert status == 0 and "1 present" in out, out + err
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    status, out, _ = cli("validate", "--task", "drawbench")
+    assert status == 0, out

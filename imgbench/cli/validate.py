@@ -106,8 +106,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if unchecked:
         console.print(f"validate: no problem found, but {len(dict.fromkeys(unchecked))} thing(s) could not be "
-                      f"checked (listed as 'unchecked' above; `imgbench download` or --data-dir supplies suite "
-                      f"files) in {counts}")
+                      f"checked (listed as 'unchecked' above; `imgbench download --task NAME --model dummy --scorer "
+                      f"dummy` fetches a suite's files, or give --data-dir) in {counts}")
         return 1
     console.print(f"validate: ok ({counts} checked)")
     return 0
