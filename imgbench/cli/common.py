@@ -84,6 +84,15 @@ def add_scorer_args_option(parser: argparse.ArgumentParser) -> None:
                         help="scorer parameter, e.g. vqascore.backend=llava-onevision (repeatable)")
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of `imgbench run`; `imgbench download` takes the same, so a run's arguments can be pasted."""
+    add_task_options(parser)
+    add_generation_options(parser)
+    add_selection_options(parser)
+    add_scorer_option(parser)
+    add_scorer_args_option(parser)
+
+
 def scorer_args(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     """`--scorer-arg name.key=value` → {name: {key: value}} (values read as YAML scalars)."""
     grouped: dict[str, list[str]] = {}

@@ -9,14 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from imgbench.cli.common import (
-    add_generation_options,
-    add_scorer_args_option,
-    add_scorer_option,
-    add_selection_options,
-    add_task_options,
-    run_request,
-)
+from imgbench.cli.common import add_run_options, run_request
 
 EXAMPLES = """examples:
   imgbench download --method img --task drawbench --model sdxl
@@ -30,11 +23,7 @@ then, on the offline machine (after copying $HF_HOME/hub and the imgbench cache)
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("download", help="fetch and verify every file a run needs (then run offline)",
                                    epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_task_options(parser)
-    add_generation_options(parser)
-    add_selection_options(parser)
-    add_scorer_option(parser)
-    add_scorer_args_option(parser)
+    add_run_options(parser)
     parser.add_argument("--no-score", action="store_true",
                         help="only what `imgbench generate` needs (no scorer weights)")
     parser.set_defaults(handler=main)

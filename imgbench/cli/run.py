@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from imgbench.cli.common import (
-    add_generation_options,
-    add_scorer_args_option,
-    add_scorer_option,
-    add_selection_options,
-    add_task_options,
-    run_request,
-)
+from imgbench.cli.common import add_run_options, run_request
 
 EXAMPLES = """examples:
   imgbench run --method dummy --model dummy --task tiny --scorer dummy
@@ -25,11 +18,7 @@ EXAMPLES = """examples:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="generate images, score them and write metrics", epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_task_options(parser)
-    add_generation_options(parser)
-    add_selection_options(parser)
-    add_scorer_option(parser)
-    add_scorer_args_option(parser)
+    add_run_options(parser)
     parser.set_defaults(handler=main)
 
 
