@@ -71,7 +71,7 @@ def test_download_fetches_verifies_and_the_run_then_works_offline(mirror_root, t
             assert any(get.startswith(repo) for get in mirror.gets)  # over HTTP (equal files share one blob)
             for name in mirror.files(repo):
                 assert _blob(cache, repo, name).read_bytes() == (mirror_root / repo / name).read_bytes()
-        assert "every file matches the hub's hash" in first.stdout
+        assert "every hub file matches the hash the hub served" in first.stdout
 
         # a rerun fetches no file content again
         served = len(mirror.gets)

@@ -59,7 +59,9 @@ def main(args: argparse.Namespace) -> int:
     console.print(table)
     fetched = sum(item.size for item in done if item.status in ("fetched", "repaired"))
     counts = {s: sum(item.status == s for item in done) for s in ("fetched", "repaired", "present", "local")}
+    hub = any(item.commit for item in done)
     console.print(f"download: {len(done)} sources ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}; "
-                  f"{human_size(fetched)} in sources with new files); every file matches the hub's hash, and the "
-                  f"run, planned with IMGBENCH_OFFLINE=1, finds everything.", markup=False, highlight=False)
+                  f"{human_size(fetched)} in sources with new files); "
+                  + ("every hub file matches the hash the hub served, and " if hub else "")
+                  + "the run, planned with IMGBENCH_OFFLINE=1, finds everything.", markup=False, highlight=False)
     return 0

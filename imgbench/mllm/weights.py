@@ -114,7 +114,7 @@ def resolve_weights(name_or_path: str, revision: str | None = None) -> tuple[str
     return str(Path(folder) / sub), {"hub_id": name_or_path, "revision": Path(folder).name}
 
 
-def resolve_file(spec: str, revision: str | None = None) -> tuple[Path, dict[str, Any]]:
+def resolve_file(spec: str, revision: str | None = None, what: str = "checkpoint") -> tuple[Path, dict[str, Any]]:
     """(local file, identity facts) for a local file or 'owner/repo/path/in/repo' on the hub.
 
     The identity holds the file's sha256 either way: a checkpoint is keyed by its content.
@@ -124,13 +124,13 @@ def resolve_file(spec: str, revision: str | None = None) -> tuple[Path, dict[str
         repo, sub = _split_hub(spec)
         if not sub:
             raise UserError(f"{spec!r}: no such file; a hub file is written 'owner/repo/file.pth'.")
-        note(Need("hub", "checkpoint", repo, revision, (sub,)))
+        note(Need("hub", what, repo, revision, (sub,)))
         from huggingface_hub import hf_hub_download
 
         path = Path(_fetch(spec, lambda local: hf_hub_download(repo, sub, revision=revision,
                                                                local_files_only=local)))
     else:
-        note(Need("local", "checkpoint", spec, where=str(path)))
+        note(Need("local", what, spec, where=str(path)))
     return path, {"source": spec, "sha256": sha256_file(path)}
 
 

@@ -107,7 +107,7 @@ class IMGMethod(Method):
         if guidance != "none":
             from imgbench.mllm.weights import resolve_file
 
-            found = collect_missing(missing, lambda: resolve_file(shipped(aligner)))
+            found = collect_missing(missing, lambda: resolve_file(shipped(aligner), what="IMG aligner"))
             if found is not None:
                 self._aligner_path, facts = found
                 self._identity_extra["aligner"] = {**facts, "source": aligner}  # as written: ids move with checkouts

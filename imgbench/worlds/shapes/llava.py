@@ -18,6 +18,7 @@ from PIL import Image
 
 from imgbench.errors import UserError
 from imgbench.mllm.base import MLLM
+from imgbench.needs import Need, note
 from imgbench.worlds.shapes.edits import NOTHING
 from imgbench.worlds.shapes.grammar import vocabulary
 from imgbench.worlds.shapes.llava_data import CAPTION_QUESTION, QUESTION
@@ -89,6 +90,7 @@ class ShapesLlava(MLLM):
         for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and p.name != "manifest.json"):
             digest.update(path.name.encode() + path.read_bytes())
         self._digest, self._parts = digest.hexdigest(), None
+        note(Need("local", "shapes MLLM", str(self.folder), where=str(self.folder)))
         self.question = CAPTION_QUESTION if variant.endswith("base") else QUESTION
 
     def identity(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from PIL import Image
 from imgbench.api.model import Model
 from imgbench.api.records import GenerationRequest
 from imgbench.errors import UserError
+from imgbench.needs import Need, note
 from imgbench.provenance import read_part
 from imgbench.worlds.shapes import ip_adapter, nets
 from imgbench.worlds.shapes.grammar import GRAMMAR_HELP, unknown_words
@@ -113,6 +114,9 @@ class ShapesModel(Model):
         # Per instance: a snapshot without an adapter (early training) cannot take image tokens.
         self.supports_image_tokens = all((self.folder / part).is_dir() for part in IP_PARTS)
         self._digest = weights_digest(self.folder, self.unet_folder)
+        note(Need("local", "shapes model", str(self.folder), where=str(self.folder)))
+        if self.unet_path:
+            note(Need("local", "shapes UNet", str(self.unet_path), where=str(self.unet_folder)))
         self._parts: dict[str, Any] | None = None
 
     def parts(self) -> list[dict[str, Any]]:

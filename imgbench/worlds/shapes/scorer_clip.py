@@ -16,6 +16,7 @@ from PIL import Image
 from imgbench.api.records import Prompt, ScoreResult
 from imgbench.api.scorer import Scorer
 from imgbench.errors import UserError
+from imgbench.needs import Need, note
 from imgbench.util.hashing import sha256_bytes
 from imgbench.worlds.shapes import nets
 from imgbench.worlds.shapes.model import check_vocabulary
@@ -39,6 +40,7 @@ class ShapesClipScorer(Scorer):
             raise UserError(f"shapes-clip weights are missing ({weights}). Train and export them: "
                             f"`imgbench train shapes clip --workdir W --steps 1500 --export`.")
         self._digest = sha256_bytes(weights.read_bytes() + (self.folder / "config.json").read_bytes())
+        note(Need("local", "scorer 'shapes-clip'", str(self.folder), where=str(self.folder)))
         self._parts: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
