@@ -153,3 +153,33 @@ def test_suite_files_are_fetched_into_the_cache_and_validate_then_checks_them(cl
     monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
     status, out, _ = cli("validate", "--task", "drawbench")
     assert status == 0, out
+
+
+@pytest.mark.parametrize(("method", "expected"), [
+    ("img", {("hub", "shi-labs/IMG", ("aligner_sdxl.pth",)), ("hub", "shi-labs/IMG", ("llava/*",))}),
+    ("instruct-pix2pix", {("pipeline", "diffusers/sdxl-instructpix2pix-768", ())}),
+])
+def test_the_fetch_list_is_what_the_run_resolves_model_method_and_ip_adapter(method, expected, monkeypatch,
+                                                                               tmp_path):
+    """Planned offline with nothing cached, the run fails with MissingFiles, and the recording holds what
+    download would fetch: SDXL's pipeline (fp16 and plain files: the dtype is not given), its IP-Adapter with
+    the image encoder folder, and the method's own hub files."""
+    from huggingface_hub import constants
+
+    from imgbench.errors import MissingFiles
+    from imgbench.needs import recording
+    from imgbench.runner import RunRequest, prepare
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("IMGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("IMGBENCH_DATA_DIR", raising=False)
+    request = RunRequest(task="tiny", model="sdxl", method=method, scorers=("dummy",), output=tmp_path / "out")
+    with recording() as needs, pytest.raises(MissingFiles):
+        prepare(request)
+    found = {(n.kind, n.source, n.files) for n in needs}
+    assert ("pipeline", "stabilityai/stable-diffusion-xl-base-1.0", ()) in found
+    assert ("hub", "h94/IP-Adapter", ("sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors",
+                                      "models/image_encoder/")) in found
+    assert expected <= found, found
+    pipeline = next(n for n in needs if n.source == "stabilityai/stable-diffusion-xl-base-1.0")
+    assert pipeline.variants == ("fp16", None)
