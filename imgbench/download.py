@@ -172,7 +172,7 @@ def _fetch_hub(need: Need, say: Callable[[str], None], known: set[str]) -> Fetch
             for variant in need.variants:
                 try:
                     DiffusionPipeline.download(need.source, revision=need.revision, cache_dir=need.cache_dir,
-                                               variant=variant)
+                                               variant=variant, **dict.fromkeys(need.without))
                 except ValueError as exc:  # a repo without the variant: the loader then reads the plain files
                     if variant is None or None not in need.variants:
                         raise

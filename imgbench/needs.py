@@ -35,6 +35,8 @@ class Need:
     cache_dir: str | None = None
     variants: tuple[str | None, ...] = (None,)
     """Weight variants a pipeline's loader may read ('fp16' on an accelerator, None for the plain files)."""
+    without: tuple[str, ...] = ()
+    """Pipeline components loaded from elsewhere (a swapped UNet or VAE): not fetched."""
     where: str | None = None
     """The local folder (suites, local paths), when known."""
 

@@ -20,21 +20,23 @@ from hub_mirror import commit_of, serve
 
 from imgbench.download import loader_files
 
-SDXL, IP, CLIP = "imgbench-test/tiny-sdxl", "imgbench-test/tiny-ip", "imgbench-test/tiny-clip"
-RUN_ARGS = ["--task", "tiny", "--model", "sdxl", "--model-arg", f"hub_id={SDXL}", "--model-arg",
-            f"ip_adapter_id={IP}", "--model-arg", "steps=2", "--scorer", "clipscore", "--scorer-arg",
-            f"clipscore.model={CLIP}"]
+SDXL, DPO, IP, CLIP = ("imgbench-test/tiny-sdxl", "imgbench-test/tiny-dpo", "imgbench-test/tiny-ip",
+                       "imgbench-test/tiny-clip")
+RUN_ARGS = ["--task", "tiny", "--model", "sdxl-dpo", "--model-arg", f"hub_id={SDXL}", "--model-arg", f"unet_id={DPO}",
+            "--model-arg", f"ip_adapter_id={IP}", "--model-arg", "steps=2", "--scorer", "clipscore",
+            "--scorer-arg", f"clipscore.model={CLIP}"]
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
 @pytest.fixture(scope="module")
 def mirror_root(tmp_path_factory) -> Path:
-    """Repos as the hub holds them: a tiny SDXL pipeline, an IP-Adapter repo, a tiny CLIP with its tokenizer."""
+    """Repos as the hub holds them: a tiny SDXL pipeline, a DPO-style UNet repo, an IP-Adapter repo, a tiny CLIP."""
     import scorer_helpers
     from models_support import folders
 
     root = tmp_path_factory.mktemp("mirror")
     shutil.copytree(folders()["sdxl"], root / SDXL)
+    shutil.copytree(folders()["sdxl-dpo-unet"], root / DPO)
     shutil.copytree(folders()["sdxl-ip"], root / IP)
     scorer_helpers.tiny_clip_model().save_pretrained(root / CLIP)
     scorer_helpers.clip_tokenizer().save_pretrained(root / CLIP)
@@ -66,10 +68,14 @@ def test_download_fetches_verifies_and_the_run_then_works_offline(mirror_root, t
 
         first = _imgbench(["download", *RUN_ARGS, *output], tmp_path, endpoint, offline=False)
         assert first.returncode == 0, first.stderr
-        for repo in (SDXL, IP, CLIP):
+        unet = "unet/diffusion_pytorch_model.safetensors"
+        assert f"{SDXL}/{unet}" not in mirror.gets  # the swapped-out base UNet is not fetched
+        for repo in (SDXL, DPO, IP, CLIP):
             assert commit_of(repo) in first.stdout, first.stdout  # the summary names the served revision
             assert any(get.startswith(repo) for get in mirror.gets)  # over HTTP (equal files share one blob)
             for name in mirror.files(repo):
+                if repo == SDXL and name.startswith("unet/"):
+                    continue
                 assert _blob(cache, repo, name).read_bytes() == (mirror_root / repo / name).read_bytes()
         assert "every hub file matches the hash the hub served" in first.stdout
 
@@ -78,25 +84,24 @@ def test_download_fetches_verifies_and_the_run_then_works_offline(mirror_root, t
         again = _imgbench(["download", *RUN_ARGS, *output], tmp_path, endpoint, offline=False)
         assert again.returncode == 0, again.stderr
         assert len(mirror.gets) == served, mirror.gets[served:]
-        assert "3 present" in again.stdout, again.stdout
+        assert "4 present" in again.stdout, again.stdout
 
         # a damaged blob is detected and fetched again; a deleted one is fetched again
-        unet = "unet/diffusion_pytorch_model.safetensors"
-        damaged = _blob(cache, SDXL, unet)
+        damaged = _blob(cache, DPO, unet)
         damaged.write_bytes(damaged.read_bytes()[:-10] + b"0123456789")
         _blob(cache, CLIP, "model.safetensors").unlink()
         repaired = _imgbench(["download", *RUN_ARGS, *output], tmp_path, endpoint, offline=False)
         assert repaired.returncode == 0, repaired.stderr
-        assert sorted(mirror.gets[served:]) == sorted([f"{SDXL}/{unet}", f"{CLIP}/model.safetensors"])
+        assert sorted(mirror.gets[served:]) == sorted([f"{DPO}/{unet}", f"{CLIP}/model.safetensors"])
         assert "does not match the hub's hash" in repaired.stdout and "1 damaged, refetched" in repaired.stdout
-        assert _blob(cache, SDXL, unet).read_bytes() == (mirror_root / SDXL / unet).read_bytes()
+        assert _blob(cache, DPO, unet).read_bytes() == (mirror_root / DPO / unet).read_bytes()
 
     # the mirror is gone and downloads are off: the same run generates and scores from the cache alone
     done = _imgbench(["run", *RUN_ARGS, "--limit", "1", "--seeds", "0", *output], tmp_path, endpoint, offline=True)
     assert done.returncode == 0, done.stderr
     run_json = next((tmp_path / "results").rglob("run.json"))
     weights = json.loads(run_json.read_text())["identity"]["model"]["weights"]
-    assert weights["pipeline"]["revision"] == commit_of(SDXL)
+    assert weights["pipeline"]["revision"] == commit_of(SDXL) and weights["unet"]["revision"] == commit_of(DPO)
     assert "clipscore" in done.stdout
 
 
@@ -182,4 +187,8 @@ def test_the_fetch_list_is_what_the_run_resolves_model_method_and_ip_adapter(met
                                       "models/image_encoder/")) in found
     assert expected <= found, found
     pipeline = next(n for n in needs if n.source == "stabilityai/stable-diffusion-xl-base-1.0")
-    assert pipeline.variants == ("fp16", None)
+    assert pipeline.variants == ("fp16", None) and pipeline.without == ()
+    with recording() as needs, pytest.raises(MissingFiles):  # a swapped UNet: the base one is not fetched
+        prepare(RunRequest(task="tiny", model="sdxl-dpo", method="base", scorers=("dummy",), output=tmp_path))
+    assert ("hub", "mhdang/dpo-sdxl-text2image-v1", ("unet/",)) in {(n.kind, n.source, n.files) for n in needs}
+    assert next(n for n in needs if n.kind == "pipeline").without == ("unet",)

@@ -55,6 +55,9 @@ class WeightSource:
     variants: tuple[str | None, ...] = (None,)
     """Weight variants the pipeline loader may read: ('fp16', None) when the device, hence the dtype, is not
     known yet; only for `imgbench download` (the identity records the variant the run used)."""
+    without: tuple[str, ...] = ()
+    """Components of the pipeline loaded from other sources (a swapped 'unet', 'vae'): `imgbench download` skips
+    them."""
 
     def need(self) -> Need:
         """This source as an entry of the run's fetch list (imgbench.needs)."""
@@ -65,7 +68,8 @@ class WeightSource:
         pipeline = self.probe == "model_index.json" and self.files is None
         files = self.files if self.files is not None else (f"{folder}/" if folder else "",)
         return Need("pipeline" if pipeline else "hub", self.role, str(self.repo_id), self.revision,
-                    () if pipeline else files, self.cache_dir, self.variants if pipeline else (None,))
+                    () if pipeline else files, self.cache_dir, self.variants if pipeline else (None,),
+                    without=self.without if pipeline else ())
 
     def declared(self) -> dict[str, Any]:
         """What the user asked for, without touching the hub (for sources resolved on first use)."""

@@ -47,8 +47,9 @@ class StableDiffusionModel(DiffusersModel):
                  cache_dir: str | None = None) -> None:
         # fp16 files on an accelerator, the plain ones on CPU: both while the dtype is not given (imgbench download)
         variants = ((None,) if not variant or dtype == "fp32" else (variant,) if dtype else (variant, None))
+        swapped = tuple(role for role, given in (("unet", unet_id or unet_path), ("vae", vae_id or vae_path)) if given)
         sources = {"pipeline": WeightSource("base pipeline", hub_id, revision, model_path, cache_dir=cache_dir,
-                                            variants=variants)}
+                                            variants=variants, without=swapped)}
         if unet_id or unet_path:
             sources["unet"] = _component("UNet", unet_id, unet_revision, unet_subfolder, unet_path, "unet_path",
                                          cache_dir)
