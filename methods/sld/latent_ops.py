@@ -205,14 +205,15 @@ class LatentEditor:
     # -- SLD -------------------------------------------------------------------------------------------------
 
     def compose(self, background: Any, operations: list[Operation], masks: dict[str, Any],
-                locate: Callable[[Any, str], tuple[Any, Any]]) -> Composition:
+                locate: Callable[[Any, str], tuple[Any, Any]], seed: int = 0) -> Composition:
         """C from the background trajectory. `masks[name]` is a detected object's latent mask; `locate(image,
-        name)` finds an added object in its own image → (box, latent mask)."""
+        name)` finds an added object in its own image → (box, latent mask). The item's `seed` offsets
+        `bg_seed` and `fg_seed`, so seeds stay a crossed factor (DESIGN §6)."""
         import torch
 
         height, width = background.shape[-2:]
         latents = background.clone()
-        noise = self.noise(self.bg_seed, tuple(background.shape))
+        noise = self.noise(self.bg_seed + seed, tuple(background.shape))
         placed = torch.zeros(height, width, dtype=torch.bool, device=latents.device)
         removed = torch.zeros_like(placed)
         composition = Composition(latents, placed)
@@ -235,7 +236,7 @@ class LatentEditor:
                                      self.object_guidance, self.attribute_start, ~written, background, self.steps)
                 latents = latents.where(~written, edited)
             elif op.kind == "add":
-                start = self.noise(self.fg_seed + index, tuple(background.shape[1:]))
+                start = self.noise(self.fg_seed + seed + index, tuple(background.shape[1:]))
                 alone = self.sample(f"a realistic photo of a {base_name(op.name)}", start, self.object_guidance)
                 box, mask = locate(self.decode(alone[-1]), base_name(op.name))
                 latents, written = transplant(latents, alone, box, mask, op.new_box)

@@ -154,7 +154,7 @@ class OpenAIChat:
 
     def __init__(self, base_url: str, model: str, key_env: str = "OPENAI_API_KEY", timeout_s: float = 120.0) -> None:
         if not model:
-            raise UserError("the HTTP planner needs a model name: --method-arg planner=NAME (as the server serves it).")
+            raise UserError("the HTTP planner needs a model name: --method-arg planner=NAME (as served).")
         self.base_url, self.model, self.key_env, self.timeout_s = base_url.rstrip("/"), model, key_env, timeout_s
 
     def identity(self) -> dict[str, Any]:
