@@ -184,16 +184,24 @@ def tiny_flux_pipeline(seed: int = 0, guidance_embeds: bool = True) -> Any:
                             tokenizer_2=tokenizer_2, transformer=transformer)
 
 
+def clip_tower_configs(tokenizer: Any, image_size: int, patch_size: int, intermediate_size: int = 37,
+                       layers: int = 1, heads: int = 4) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Text and vision config mappings, width 32, for CLIP-like twin towers (CLIP, OWLv2) over `tokenizer`."""
+    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": intermediate_size,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id}
+    vision = {"hidden_size": 32, "intermediate_size": intermediate_size, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "image_size": image_size, "patch_size": patch_size}
+    return text, vision
+
+
 def tiny_owlv2(folder: str | Path, seed: int = 0, image_size: int = 64) -> Path:
     """An `Owlv2ForObjectDetection` + `Owlv2Processor` (byte-level CLIP tokenizer) saved like the hub repo."""
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
 
     tokenizer = tiny_clip_tokenizer()
-    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-            "num_attention_heads": 4, "max_position_embeddings": 77, "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
-    vision = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
-              "image_size": image_size, "patch_size": 16}
+    text, vision = clip_tower_configs(tokenizer, image_size, patch_size=16)
     with seeded(seed):
         model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)).eval()
     model.save_pretrained(folder)
