@@ -237,31 +237,61 @@ def test_missing_models_fail_fast_offline_naming_them_and_the_fix(tmp_path, monk
         SLDMethod(detector_path=str(tmp_path), sam_path=str(tmp_path))
 
 
-def test_run_method_sld_on_a_tiny_sd15_pipeline(parts, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-recorded")
-    server = Server(layout="Updated Objects: [('bird #1', [0.3, 0.3, 0.4, 0.4])]")  # delete all, add a bird
-    out = tmp_path / "results"
+def sld_args(parts, server: Server, out: Path, **extra) -> list[str]:
     settings = {"planner_url": server.url, "planner": "fake", "detector_path": parts["detector"],
                 "sam_path": parts["sam"], "attribute_threshold": 0.0, "primitive_threshold": 0.0, "steps": 2,
-                "resolution": 64}
+                "resolution": 64, **extra}
     args = ["run", "--method", "sld", "--model", "sd15", "--model-path", str(parts["sd15"]), "--model-arg",
             "steps=2", "--task", "tiny", "--seeds", "0", "--limit", "1", "--scorer", "dummy", "--output", str(out),
             "--device", "cpu"]
     for key, value in settings.items():
         args += ["--method-arg", f"{key}={value}"]
+    return args
+
+
+def test_run_method_sld_on_a_tiny_sd15_pipeline(parts, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-recorded")
+    server = Server(layout="Updated Objects: [('bird #1', [0.3, 0.3, 0.4, 0.4])]")  # delete all, add a bird
+    out, cache = tmp_path / "results", tmp_path / "answers"
     try:
-        assert cli(args) == 0
+        assert cli(sld_args(parts, server, out, rounds=2, planner_cache=cache)) == 0
+        asked = len(server.requests)
+        # another run (one round: another run id) sharing the answer cache asks the planner 0 times
+        assert cli(sld_args(parts, server, tmp_path / "again", rounds=1, planner_cache=cache)) == 0
     finally:
         server.close()
     (run,) = (out / "runs" / "tiny" / "sd15" / "sld").iterdir()
     (item,) = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
     cost = item["info"]["cost"]
-    assert item["info"]["corrected"] is True and cost["planner_calls"] == 2 == len(server.requests)
-    assert cost["generations"] == 1 and cost["detector_calls"] >= 2 and cost["denoising_steps"] >= 2 * 3
+    assert item["info"]["corrected"] is True and cost["generations"] == 1
+    assert cost["planner_calls"] == 3 == asked == len(server.requests)  # parse + one layout per round; rerun: 0
+    assert cost["detector_calls"] >= 4 and cost["denoising_steps"] == 2 * 3 * 2  # invert, add, regenerate x 2 rounds
+    for name in ("initial", "parse", "detections", "layout", "operations", "masks", "round1", "detections1",
+                 "round2"):
+        assert name in item["artefacts"], name
     operations = json.loads((run / item["artefacts"]["operations"]).read_text())
-    assert {op["kind"] for op in operations} >= {"add"} and "masks" in item["artefacts"]
+    assert {op["kind"] for op in operations} >= {"add"}
     detections = json.loads((run / item["artefacts"]["detections"]).read_text())
-    assert all("score" in d for d in detections)
-    assert len(list((run / "planner-cache").iterdir())) == 2
-    text = "".join(p.read_text() for p in run.rglob("*.json*"))
+    assert detections and all("score" in d and len(d["box"]) == 4 for d in detections)
+    (again,) = (tmp_path / "again" / "runs" / "tiny" / "sd15" / "sld").iterdir()
+    (other,) = [json.loads(line) for line in (again / "generations.jsonl").read_text().splitlines()]
+    assert other["info"]["cost"]["planner_calls"] == 0 and again.name != run.name
+    text = "".join(p.read_text() for p in [*run.rglob("*.json*"), *cache.iterdir()])
     assert "sk-never-recorded" not in text
+
+
+def test_an_unreadable_planner_keeps_the_image_and_records_the_fallback(parts) -> None:
+    from imgbench.methods.sld.method import SLDMethod
+
+    from imgbench.api.records import GenerationRequest, Prompt
+    from imgbench.testing import DummyModel
+
+    method = SLDMethod(planner="fake", planner_url="http://127.0.0.1:9/v1", detector_path=str(parts["detector"]),
+                       sam_path=str(parts["sam"]), planner_tries=2, device="cpu")
+    method._planner.backend = Scripted(["I would rather not."])
+    requests = [GenerationRequest(prompt=Prompt(id="0", text="a red apple"), seed=3, height=64, width=64)]
+    (out,) = method.generate(requests, DummyModel())
+    record = out.artefacts["parse"]["planner"]
+    assert out.info["corrected"] is False and record["fallback"] == "no correction" and len(record["answers"]) == 2
+    assert out.info["cost"]["planner_calls"] == 2 and out.info["cost"]["denoising_steps"] == 0
+    assert np.array_equal(np.asarray(out.image), np.asarray(out.artefacts["initial"]))

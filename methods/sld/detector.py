@@ -103,7 +103,7 @@ class OwlDetector:
             split = "attribute" if asked[label][2] else "primitive"
             if score >= self.settings[f"{split}_threshold"]:
                 x0, y0, x1, y1 = (min(max(v / side, 0.0), 1.0) for v in box)
-                if x1 > x0 and y1 > y0:
+                if x1 - x0 >= 1 / side and y1 - y0 >= 1 / side:  # at least a pixel each way
                     by_phrase.setdefault(label, []).append(([x0, y0, x1 - x0, y1 - y0], score))
         return self._name([(asked[label], kept) for label, kept in by_phrase.items()])
 
