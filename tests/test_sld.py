@@ -295,3 +295,40 @@ def test_an_unreadable_planner_keeps_the_image_and_records_the_fallback(parts) -
     assert out.info["corrected"] is False and record["fallback"] == "no correction" and len(record["answers"]) == 2
     assert out.info["cost"]["planner_calls"] == 2 and out.info["cost"]["denoising_steps"] == 0
     assert np.array_equal(np.asarray(out.image), np.asarray(out.artefacts["initial"]))
+
+
+def test_local_chat_back_end_applies_the_template_decodes_greedily_and_retries_boundedly(tmp_path) -> None:
+    from imgbench.methods.sld.planner import TransformersChat
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(__file__).parent / "fixtures" / "img" / "tokenizer")
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}<assistant>{% endif %}")
+    with tiny.seeded(0):
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                             num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                                             max_position_embeddings=1024, bos_token_id=1, eos_token_id=2))
+    model.save_pretrained(tmp_path / "llm")
+    tokenizer.save_pretrained(tmp_path / "llm")
+    backend = TransformersChat("", path=str(tmp_path / "llm"), device="cpu", dtype="fp32")
+    planner = Planner(backend, max_tries=2, max_tokens=6)
+    parse, record = planner.parse("a cat")  # random weights never write "Objects:"
+    assert parse is None and record["fallback"] == "no correction" and planner.calls == 2
+    assert backend.identity()["decoding"] == "greedy" and len(backend.identity()["weights"]["path_digest"]) == 64
+    again = Planner(TransformersChat("", path=str(tmp_path / "llm"), device="cpu", dtype="fp32"), max_tries=2,
+                    max_tokens=6)
+    assert again.parse("a cat")[1]["answers"] == record["answers"]  # greedy: the same answers every time
+    assert "<assistant>" in backend._tokenizer.apply_chat_template([{"role": "user", "content": "x"}],
+                                                                   add_generation_prompt=True, tokenize=False)
+
+
+def test_a_missing_local_planner_fails_fast_offline_naming_it(tmp_path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("IMGBENCH_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    start = time.perf_counter()
+    with pytest.raises(UserError) as info:
+        build_planner("Qwen/Qwen2.5-7B-Instruct", None, None, None, "OPENAI_API_KEY", "cpu", "bf16", 3, 64)
+    assert time.perf_counter() - start <= 5
+    assert "hf download Qwen/Qwen2.5-7B-Instruct" in str(info.value) and "planner_path=DIR" in str(info.value)
