@@ -10,6 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -295,6 +296,8 @@ def test_an_unreadable_planner_keeps_the_image_and_records_the_fallback(parts) -
     assert out.info["corrected"] is False and record["fallback"] == "no correction" and len(record["answers"]) == 2
     assert out.info["cost"]["planner_calls"] == 2 and out.info["cost"]["denoising_steps"] == 0
     assert np.array_equal(np.asarray(out.image), np.asarray(out.artefacts["initial"]))
+    with pytest.raises(UserError, match="family is sdxl: use --model sd15"):  # before any image is generated
+        method.prepare(SimpleNamespace(model_spec=SimpleNamespace(family="sdxl")))
 
 
 def test_local_chat_back_end_applies_the_template_decodes_greedily_and_retries_boundedly(tmp_path) -> None:

@@ -103,7 +103,13 @@ class SLDMethod(Method):
         return identity
 
     def prepare(self, context: Any) -> None:
-        """Find the cached base run; answers are cached in the run folder unless `planner_cache` names a folder."""
+        """Refuse a non-SD 1.5 model before any image is made; find the cached base run; answers are cached in
+        the run folder unless `planner_cache` names a folder."""
+        family = getattr(getattr(context, "model_spec", None), "family", None)
+        if family not in (None, "sd15"):
+            raise UserError(f"method sld runs its latent operations on an SD 1.5-class pipeline, and this model's "
+                            f"family is {family}: use --model sd15. The downscale route for SDXL / FLUX images "
+                            f"(a second, SD 1.5 pipeline) is not built yet (docs/sld.md).")
         self.base_images.prepare(context)
         if self._cache is None and context is not None:
             self._cache = Path(context.store.root) / "planner-cache"
