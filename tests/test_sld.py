@@ -279,6 +279,10 @@ def test_run_method_sld_on_a_tiny_sd15_pipeline(parts, tmp_path, monkeypatch) ->
     assert other["info"]["cost"]["planner_calls"] == 0 and again.name != run.name
     text = "".join(p.read_text() for p in [*run.rglob("*.json*"), *cache.iterdir()])
     assert "sk-never-recorded" not in text
+    assert cli(["report", "--output", str(out), "--out", str(tmp_path / "report")]) == 0  # artefacts in the HTML
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert all(f"{name}</summary>" in html for name in ("parse", "detections", "layout", "operations"))
+    assert "alt='masks'" in html and "alt='round1'" in html
 
 
 def test_an_unreadable_planner_keeps_the_image_and_records_the_fallback(parts) -> None:
