@@ -189,6 +189,9 @@ def test_frozen_steps_hold_the_composed_latents_in_the_frozen_region(editor, mon
     for i in range(k + 1):  # the inputs of steps 0..k: C inside the frozen region
         assert torch.equal(inputs[i][:, frozen], composition.latents[i][0][:, frozen])
     assert not torch.equal(inputs[k + 1][:, frozen], composition.latents[k + 1][0][:, frozen])  # then free
+    with torch.inference_mode():  # the parse's negation is the negative prompt
+        negated = edit.regenerate(composition, "a garden with a bird", negative="people")
+    assert not np.array_equal(np.asarray(negated), np.asarray(image))
 
 
 @pytest.fixture(scope="module")

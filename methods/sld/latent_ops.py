@@ -18,7 +18,8 @@ A *trajectory* is the list of latents a DDIM sampler with `steps` steps sees: en
    - add: the object is generated alone ("a realistic photo of a <name>", seed `fg_seed` + i) recording its
      trajectory, located in its own image by the detector and SAM, and its latents moved into the new box
      (the original generates it in the box with GLIGEN, which current diffusers no longer ships upstream).
-3. Re-generation: DDIM from C[0] with "<background> with a <obj>, ..." and CFG `guidance`; for the first
+3. Re-generation: DDIM from C[0] with "<background> with a <obj>, ..." (the parse's negation as the negative
+   prompt) and CFG `guidance`; for the first
    k = int(`frozen_step_ratio` x steps) steps the latents inside the frozen region are set to C's after every
    step. The frozen region is every placed object's mask (add, reposition, attribute); when the only operations
    are deletions, everything outside the deleted regions (as the original).
@@ -142,10 +143,10 @@ class LatentEditor:
         side = resolution // self.pipe.vae_scale_factor
         return side, side
 
-    def embed(self, prompt: str) -> Any:
+    def embed(self, prompt: str, negative: str | None = None) -> Any:
         import torch
 
-        cond, uncond = self.pipe.encode_prompt(prompt, self.device, 1, True)
+        cond, uncond = self.pipe.encode_prompt(prompt, self.device, 1, True, negative_prompt=negative)
         return torch.cat([uncond, cond])
 
     def _eps(self, x: Any, t: Any, embeddings: Any, guidance: float) -> Any:
@@ -183,12 +184,12 @@ class LatentEditor:
         return torch.stack(out[::-1])
 
     def sample(self, prompt: str, start: Any, guidance: float, first: int = 0, keep: Any = None,
-               reference: Any = None, keep_until: int = 0) -> Any:
+               reference: Any = None, keep_until: int = 0, negative: str | None = None) -> Any:
         """DDIM from `start` at step `first`; for steps < `keep_until` the cells in `keep` are reset to
         `reference` after every step. Returns a full trajectory (entries before `first` from `reference`)."""
         import torch
 
-        embeddings = self.embed(prompt)
+        embeddings = self.embed(prompt, negative)
         x = start
         out = list(reference[:first]) if first else []
         if keep is not None and first < keep_until:
@@ -248,8 +249,9 @@ class LatentEditor:
         composition.frozen = placed if placed.any() else ~removed
         return composition
 
-    def regenerate(self, composition: Composition, prompt: str) -> Any:
-        """The final image: DDIM from C[0], frozen region held to C for the first `frozen_steps` steps."""
+    def regenerate(self, composition: Composition, prompt: str, negative: str | None = None) -> Any:
+        """The final image: DDIM from C[0], frozen region held to C for the first `frozen_steps` steps; the
+        parse's negation, if any, is the negative prompt (as the original's `extra_neg_prompt`)."""
         trajectory = self.sample(prompt, composition.latents[0], self.guidance, keep=composition.frozen,
-                                 reference=composition.latents, keep_until=self.frozen_steps)
+                                 reference=composition.latents, keep_until=self.frozen_steps, negative=negative)
         return self.decode(trajectory[-1])

@@ -195,7 +195,7 @@ class SLDMethod(Method):
                 objects = [f"a {base_name(item['name'])}" for item in layout or []]
                 prompt = f"{parse.background} with {', '.join(objects)}" if parse.background and objects \
                     else request.prompt.text
-                result = editor.regenerate(composition, prompt)
+                result = editor.regenerate(composition, prompt, parse.negation)
             artefacts[f"masks{suffix}"] = _mask_image(composition.masks, height, width)
             cost.denoising_steps += editor.denoising_steps - steps
         cost.detector_calls += self.detector.calls + self.sam.calls - before[0]
