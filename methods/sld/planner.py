@@ -169,11 +169,11 @@ class OpenAIChat:
         request = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - user's URL
-                answer = json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise UserError(f"the planner endpoint {self.base_url} (model {self.model}) failed: {exc}. Check "
-                            f"--method-arg planner_url and that the server is up.") from None
-        return str(answer["choices"][0]["message"]["content"] or "")
+                return str(json.loads(response.read())["choices"][0]["message"]["content"] or "")
+        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise UserError(f"the planner endpoint {self.base_url} (model {self.model}) failed: "
+                            f"{type(exc).__name__}: {exc}. Check --method-arg planner_url and that the server is up "
+                            f"and OpenAI-compatible.") from None
 
 
 class TransformersChat:
