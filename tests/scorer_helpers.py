@@ -66,12 +66,10 @@ def clip_tokenizer() -> Any:
 def tiny_clip_model(seed: int = 0, image_size: int = 32) -> Any:
     from transformers import CLIPConfig, CLIPModel
 
-    tokenizer = clip_tokenizer()
-    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "max_position_embeddings": 77, "eos_token_id": tokenizer.eos_token_id,
-            "bos_token_id": tokenizer.bos_token_id, "pad_token_id": tokenizer.pad_token_id}
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "image_size": image_size, "patch_size": 8}
+    from imgbench.models.tiny import clip_tower_configs
+
+    text, vision = clip_tower_configs(clip_tokenizer(), image_size, patch_size=8, intermediate_size=64, layers=2,
+                                      heads=2)
     config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
     return seeded(seed, lambda: CLIPModel(config).eval())
 

@@ -14,6 +14,7 @@ Typical use in a test (other areas: the IMG method, the shapes world):
 
 Lower-level pieces: `tiny_sd15_pipeline`, `tiny_sdxl_pipeline`, `tiny_flux_pipeline`, `tiny_ip2p_pipeline`
 (Instruct-Pix2Pix editors for SD 1.5 and SDXL),
+`tiny_owlv2` and `tiny_sam` (the detector and segmenter SLD uses, saved with their processors),
 `tiny_unet_like` (a differently initialised UNet for DPO-style swaps), `write_sdxl_ip_adapter`
 and `write_flux_ip_adapter` (adapter folders laid out like h94/IP-Adapter and
 XLabs-AI/flux-ip-adapter), `save_pipeline` and `save_as_hub_cache` (a folder laid out like the
@@ -181,6 +182,54 @@ def tiny_flux_pipeline(seed: int = 0, guidance_embeds: bool = True) -> Any:
         return FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
                             text_encoder=_clip_text(tokenizer, False), tokenizer=tokenizer, text_encoder_2=t5,
                             tokenizer_2=tokenizer_2, transformer=transformer)
+
+
+def clip_tower_configs(tokenizer: Any, image_size: int, patch_size: int, intermediate_size: int = 37,
+                       layers: int = 1, heads: int = 4) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Text and vision config mappings, width 32, for CLIP-like twin towers (CLIP, OWLv2) over `tokenizer`."""
+    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": intermediate_size,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id}
+    vision = {"hidden_size": 32, "intermediate_size": intermediate_size, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "image_size": image_size, "patch_size": patch_size}
+    return text, vision
+
+
+def tiny_owlv2(folder: str | Path, seed: int = 0, image_size: int = 64) -> Path:
+    """An `Owlv2ForObjectDetection` + `Owlv2Processor` (byte-level CLIP tokenizer) saved like the hub repo."""
+    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+
+    tokenizer = tiny_clip_tokenizer()
+    text, vision = clip_tower_configs(tokenizer, image_size, patch_size=16)
+    with seeded(seed):
+        model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)).eval()
+    model.save_pretrained(folder)
+    processor = Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": image_size, "width": image_size}),
+                               tokenizer=tokenizer)
+    processor.save_pretrained(folder)
+    return Path(folder)
+
+
+def tiny_sam(folder: str | Path, seed: int = 0, image_size: int = 64) -> Path:
+    """A `SamModel` + `SamProcessor` (box prompts) saved like the hub repo."""
+    from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
+
+    config = SamConfig(
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
+                       "image_size": image_size, "patch_size": 16, "output_channels": 16, "global_attn_indexes": [0],
+                       "mlp_dim": 37, "window_size": 0, "num_pos_feats": 8},
+        prompt_encoder_config={"hidden_size": 16, "image_size": image_size, "patch_size": 16,
+                               "mask_input_channels": 4},
+        mask_decoder_config={"hidden_size": 16, "mlp_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                             "iou_head_hidden_dim": 16})
+    with seeded(seed):
+        model = SamModel(config).eval()
+    model.save_pretrained(folder)
+    SamProcessor(image_processor=SamImageProcessor(size={"longest_edge": image_size},
+                                                   pad_size={"height": image_size, "width": image_size})
+                 ).save_pretrained(folder)
+    return Path(folder)
 
 
 def tiny_unet_like(pipe: Any, seed: int) -> Any:
