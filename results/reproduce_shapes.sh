@@ -153,7 +153,7 @@ ip2p_train() {  # the editor shapes-ip2p from the shipped model, on the llava-da
 ip2p_val() {  # the two guidance scales, chosen on val drawings (val captions, seeds 100-101) by edit fidelity
   mkdir -p "$R/ip2p"
   timed ip2p-val imgbench train shapes eval-ip2p --split val --seeds 100,101 --no-regeneration \
-    --guidance 1.5,3,5 --image-guidance 1,1.5 --nothing-limit 50 --out "$R/ip2p/val-guidance.json"
+    --guidance 1,1.5,3 --image-guidance 1,1.5 --nothing-limit 50 --out "$R/ip2p/val-guidance.json"
   python results/shapes/ip2p/choose_guidance.py | tee "$R/ip2p/val-choice.txt"  # the rule; shapes.yaml holds it
 }
 

@@ -10,7 +10,9 @@ sampling uses two-way classifier-free guidance,
 
 where the empty caption is the text-free branch and an all-zero source the image-free one, both
 trained by conditioning dropout. Each image's starting noise comes from its own generator seeded by
-the item's seed, and networks run on fixed-size chunks, so an edit never depends on the batch.
+the item's seed plus `seeds.EDIT_OFFSET` (the item's own seed drew the image being edited: from that
+noise the editor, started from the text-to-image model, tends to redraw it; seen on val drawings), and
+networks run on fixed-size chunks, so an edit never depends on the batch.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from PIL import Image
 from imgbench.errors import UserError
 from imgbench.worlds.shapes import nets
 from imgbench.worlds.shapes.render import CANVAS
+from imgbench.worlds.shapes.seeds import EDIT_OFFSET
 
 SHIPPED = Path(__file__).parent / "weights" / "ip2p"
 PARTS = ("tokenizer", "text_encoder", "unet", "scheduler")
@@ -151,7 +154,7 @@ class ShapesEditor:
         with torch.no_grad():
             source = nets.pack(to_tensor(np.stack([np.asarray(im.convert("RGB")) for im in images]))).to(self.device)
             shape = (SOURCE_CHANNELS, source.shape[2], source.shape[3])
-            latents = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s)))
+            latents = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s) + EDIT_OFFSET))
                                    for s in seeds]).to(self.device)
             ids = nets.tokenize(parts["tokenizer"], list(instructions) + [""] * (2 * n)).to(self.device)
             states, pooled = fixed_chunks(lambda i: nets.encode(parts["text"], i), ids)
