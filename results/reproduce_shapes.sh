@@ -172,6 +172,8 @@ ip2p_test() {  # instruct-pix2pix on the test split (base images reused), beside
   done
   imgbench compare --task shapes --baseline shapes/instruct-pix2pix --against shapes/img --scorer shapes-exact \
     --no-tags --json "$R/ip2p/img-vs-ip2p.json" | tee "$R/ip2p/img-vs-ip2p.txt"
+  imgbench report --task shapes --runs shapes/base,shapes/img,shapes/instruct-pix2pix --out "$R/ip2p/report" \
+    --html-prompts 24  # index.html: initial image, instruction and edited image side by side
   python results/shapes/cost.py | tee "$R/ip2p/cost.md"
 }
 
