@@ -35,6 +35,8 @@ td.best{font-weight:bold;background:#eef7ee}
 figure{margin:0;display:inline-block;max-width:260px}
 figure img{max-width:256px;image-rendering:pixelated;width:128px}
 figcaption{font-size:.8em;text-align:left}
+.edit{display:flex;align-items:center;gap:.3em;font-size:.8em;text-align:left}
+.edit img{width:64px}
 pre{white-space:pre-wrap;max-width:256px;font-size:.75em;background:#f6f6f6;text-align:left}
 .tag{background:#eef;border-radius:3px;padding:0 .3em;margin-right:.3em;font-size:.8em}
 .comparisons{font-size:.9em}
@@ -102,9 +104,26 @@ def _prompt_texts(task: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     return {p.id: (p.text, p.tags) for p in prompts}
 
 
-def _artefact_html(run_root: Path, out_dir: Path, artefacts: dict[str, str]) -> str:
+def _edit_strip(run_root: Path, out_dir: Path, artefacts: dict[str, str]) -> tuple[str, set[str]]:
+    """For an editing method (an `initial` image and an `instruction`): the initial image and the instruction,
+    shown before the edited image, and the artefact names it used."""
+    initial, said = artefacts.get("initial", ""), artefacts.get("instruction", "")
+    if not initial.endswith(".png") or not said or not (run_root / said).exists():
+        return "", set()
+    value = json.loads((run_root / said).read_text(encoding="utf-8"))
+    text = value.get("instruction") if isinstance(value, dict) else None
+    if not isinstance(text, str):
+        return "", set()
+    src = _esc(os.path.relpath(run_root / initial, out_dir))
+    return (f"<div class='edit'><img alt='initial image' src='{src}'><span class='instruction'>“{_esc(text)}” →"
+            f"</span></div>", {"initial", "instruction"})
+
+
+def _artefact_html(run_root: Path, out_dir: Path, artefacts: dict[str, str], shown: set[str] = frozenset()) -> str:
     parts = []
     for name, rel in sorted(artefacts.items()):
+        if name in shown:
+            continue
         path = run_root / rel
         if rel.endswith(".png"):
             parts.append(f"<div>{_esc(name)}:<br><img class='artefact' alt='{_esc(name)}' "
@@ -198,8 +217,9 @@ def _task_section(task: str, board: Leaderboard, out_dir: Path, max_prompts: int
                     reason = _reason(detail)
                     lines.append(f"<div class='score'{title}>{_esc(board.columns[j].scorer)}: {shown_value}"
                                  + (f"<div class='reason'>{_esc(reason)}</div>" if reason else "") + "</div>")
-                artefacts = _artefact_html(run_root, out_dir, record.get("artefacts", {}))
-                cells.append(f"<td><figure><img alt='{_esc(row)} seed {seed}' src='{_esc(image)}'>"
+                strip, shown = _edit_strip(run_root, out_dir, record.get("artefacts", {}))
+                artefacts = _artefact_html(run_root, out_dir, record.get("artefacts", {}), shown)
+                cells.append(f"<td><figure>{strip}<img alt='{_esc(row)} seed {seed}' src='{_esc(image)}'>"
                              f"<figcaption>{''.join(lines)}{artefacts}</figcaption></figure></td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
         seed_head = "".join(f"<th>seed {s}</th>" for s in seeds)

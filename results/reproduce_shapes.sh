@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|all]
+#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|all]
 # Held-out noise (DESIGN §8, imgbench/worlds/shapes/seeds.py): test = the `shapes` task's seeds 0-7, val =
 # `shapes-val`'s 100-107; everything a method part learns from (MLLM drawings, preference pairs) is drawn
 # with seeds 1,000-99,999. Run folders go to results/runs/ (git-ignored), trainer work folders to $W, tables
@@ -144,9 +144,44 @@ dpo_test() {  # shapes-dpo and shapes-dpo + IMG (aligner and IP-Adapter unchange
   python results/shapes/cost.py shapes-dpo | tee "$R/dpo/cost.md"
 }
 
+ip2p_train() {  # the editor shapes-ip2p from the shipped model, on the llava-data drawings (seeds 1,000-7,087) and
+  # renders of train captions; exported into the package (3,000 steps, 2 threads; wall time in its manifest)
+  timed ip2p-train imgbench train shapes ip2p --workdir "$W/ip2p" --steps 3000 --anneal-steps 3000 \
+    --generated "$W/llava-data.npz" --threads 2 --export
+}
+
+ip2p_val() {  # the two guidance scales, chosen on val drawings (val captions, seeds 100-101) by edit fidelity
+  mkdir -p "$R/ip2p"
+  timed ip2p-val imgbench train shapes eval-ip2p --split val --seeds 100,101 --no-regeneration \
+    --guidance 1,1.5,3 --image-guidance 1,1.5 --nothing-limit 50 --out "$R/ip2p/val-guidance.json"
+  python results/shapes/ip2p/choose_guidance.py | tee "$R/ip2p/val-choice.txt"  # the rule; shapes.yaml holds it
+}
+
+ip2p_fidelity() {  # the acceptance measurement: val + test captions at the test seeds, beside regeneration
+  timed ip2p-fidelity imgbench train shapes eval-ip2p --split val,test --nothing-limit 400 \
+    --guidance "$(sed -n 's/^  guidance_scale: //p' methods/instruct_pix2pix/shapes.yaml)" \
+    --image-guidance "$(sed -n 's/^  image_guidance_scale: //p' methods/instruct_pix2pix/shapes.yaml)" \
+    --out "$R/ip2p/fidelity.json"
+}
+
+ip2p_test() {  # instruct-pix2pix on the test split (base images reused), beside base and IMG
+  timed test-ip2p imgbench run --method instruct-pix2pix --task shapes $B $S
+  for SC in shapes-exact shapes-clip; do
+    imgbench compare --task shapes --baseline shapes/base --against shapes/img,shapes/instruct-pix2pix \
+      --scorer $SC --json "$R/ip2p/compare-$SC.json" | tee "$R/ip2p/compare-$SC.txt"
+  done
+  imgbench compare --task shapes --baseline shapes/instruct-pix2pix --against shapes/img --scorer shapes-exact \
+    --no-tags --json "$R/ip2p/img-vs-ip2p.json" | tee "$R/ip2p/img-vs-ip2p.txt"
+  imgbench report --task shapes --runs shapes/base,shapes/img,shapes/instruct-pix2pix --out "$R/ip2p/report" \
+    --html-prompts 24  # index.html: initial image, instruction and edited image side by side
+  python results/shapes/cost.py | tee "$R/ip2p/cost.md"
+}
+
 case "${1:-all}" in
   llava) llava ;; llava_base) llava_base ;; pairs) pairs ;; train) train ;; val) val ;; test) test_split ;;
   tables) tables ;; dpo_grid) dpo_grid ;; dpo_train) dpo_train ;; dpo_test) dpo_test ;;
-  all) llava; pairs; train; val; test_split; tables; llava_base; dpo_grid; dpo_train; dpo_test ;;
-  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|all]" >&2; exit 2 ;;
+  ip2p_train) ip2p_train ;; ip2p_val) ip2p_val ;; ip2p_fidelity) ip2p_fidelity ;; ip2p_test) ip2p_test ;;
+  all) llava; pairs; train; val; test_split; tables; llava_base; dpo_grid; dpo_train; dpo_test; ip2p_train; ip2p_val
+       ip2p_fidelity; ip2p_test ;;
+  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|all]" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ SHIPPED = {
     "shapes-llava-base": WEIGHTS_DIR / "llava-base" / "manifest.json",
     "img aligner (shapes)": Path(img_method.__file__).parent / "shapes" / "aligner.json",
     "shapes-dpo UNet": SHIPPED_DPO / "manifest.json",
+    "shapes-ip2p editor": WEIGHTS_DIR / "ip2p" / "manifest.json",
 }
 
 

@@ -30,6 +30,8 @@ from imgbench.models.hub import ResolvedSource, WeightSource, resolve_all
 
 PIPELINES = {"StableDiffusionInstructPix2PixPipeline": "sd15", "StableDiffusionXLInstructPix2PixPipeline": "sdxl"}
 SIDE_MULTIPLE = 64
+SHAPES_EDITOR = "shapes-ip2p"
+"""The shapes world's editor (imgbench/worlds/shapes/ip2p.py): no diffusers pipeline (the world has no VAE)."""
 
 
 def check_guidance(guidance_scale: float, image_guidance_scale: float, steps: int) -> None:
@@ -50,6 +52,27 @@ def edit_size(width: int, height: int, resolution: int) -> tuple[int, int]:
     scale = resolution / max(width, height)
     snap = [max(SIDE_MULTIPLE, int(side * scale) // SIDE_MULTIPLE * SIDE_MULTIPLE) for side in (width, height)]
     return snap[0], snap[1]
+
+
+def make_editor(editor: str, revision: str | None, editor_path: str | None, steps: int, guidance_scale: float,
+                image_guidance_scale: float, scheduler: str | None, resolution: int, device: str | None,
+                dtype: str) -> Any:
+    """The shapes world's editor for `editor=shapes-ip2p`, else a diffusers Instruct-Pix2Pix pipeline."""
+    if editor != SHAPES_EDITOR:
+        return DiffusersEditor(editor, revision, editor_path, steps, guidance_scale, image_guidance_scale, scheduler,
+                               resolution, device, dtype)
+    from imgbench.worlds.shapes.ip2p import ShapesEditor
+    from imgbench.worlds.shapes.render import CANVAS
+
+    refused = {"revision": revision, "scheduler": scheduler}
+    refused = {key: value for key, value in refused.items() if value}
+    if refused or resolution != CANVAS or dtype != "fp32":
+        raise UserError(f"{SHAPES_EDITOR} is a local world part edited at {CANVAS} px in fp32 with its own DDIM "
+                        f"sampler: it takes no revision or scheduler and needs resolution={CANVAS} and "
+                        f"editor_dtype=fp32 (got revision={revision}, scheduler={scheduler}, resolution={resolution}, "
+                        f"editor_dtype={dtype}).")
+    check_guidance(guidance_scale, image_guidance_scale, steps)
+    return ShapesEditor(editor_path, steps, guidance_scale, image_guidance_scale, device)
 
 
 class DiffusersEditor:
@@ -78,6 +101,10 @@ class DiffusersEditor:
     def identity(self) -> dict[str, Any]:
         """The served weights (commit or folder digest) and every setting that changes pixels."""
         return {"weights": self.resolved.identity(), "pipeline": self.kind, **self.settings}
+
+    def parts(self) -> list[dict[str, Any]]:
+        """Hub editors are foundation models here: trained elsewhere, on no seed of this benchmark."""
+        return []
 
     def _class_name(self) -> str:
         if self.resolved.digest:

@@ -53,7 +53,7 @@ class InstructPix2PixMethod(Method):
             raise UserError(f"rounds must be a whole number of at least 1, got {rounds!r}.")
         if isinstance(answer_tokens, bool) or not isinstance(answer_tokens, int) or answer_tokens < 1:
             raise UserError(f"answer_tokens must be a whole number of at least 1, got {answer_tokens!r}.")
-        from imgbench.methods.instruct_pix2pix.editor import DiffusersEditor, check_guidance
+        from imgbench.methods.instruct_pix2pix.editor import check_guidance, make_editor
 
         check_guidance(guidance_scale, image_guidance_scale, steps)  # before any weights are looked up
         super().__init__(editor=editor, revision=revision, editor_path=editor_path, steps=steps,
@@ -62,8 +62,8 @@ class InstructPix2PixMethod(Method):
                          conversation=conversation, mllm_dtype=mllm_dtype, templates=templates, template=template,
                          answer_tokens=answer_tokens, rounds=rounds)
         self.base_images = BaseImages(as_bool(reuse_base, "reuse_base"))
-        self.editor = DiffusersEditor(editor or "", revision, editor_path, steps, guidance_scale, image_guidance_scale,
-                                      scheduler, resolution, device, editor_dtype)
+        self.editor = make_editor(editor or "", revision, editor_path, steps, guidance_scale, image_guidance_scale,
+                                  scheduler, resolution, device, editor_dtype)
         from imgbench.mllm.hf import load_mllm
 
         self._templates = replace(build_templates(shipped(templates, Path(__file__).parent), template),
@@ -80,8 +80,10 @@ class InstructPix2PixMethod(Method):
         return identity
 
     def parts(self) -> list[dict[str, Any]]:
-        """The MLLM that writes the instructions (its manifest records the seeds its data saw)."""
-        return [read_part(f"mllm {self._mllm.identity().get('name', '')}".strip(), self._mllm.provenance_manifest())]
+        """The MLLM that writes the instructions and a trained editor (their manifests record the seeds their data
+        saw)."""
+        mllm = read_part(f"mllm {self._mllm.identity().get('name', '')}".strip(), self._mllm.provenance_manifest())
+        return [mllm, *self.editor.parts()]
 
     def prepare(self, context: Any) -> None:
         """Find the `base` run of the same task, model, size and epoch: its images are the initial images."""

@@ -29,17 +29,26 @@ for manifest_path in sorted(glob.glob(str(ROOT / "*" / "*" / "run.json"))):
         continue
     params = manifest["identity"]["method"].get("params", {})
     seconds = sum(r["seconds"] for r in items) / len(items)
-    generated_initial = sum(1 for r in items if r.get("info", {}).get("initial_image") == "generated")
-    regenerations = params.get("rounds", 1) if manifest["identity"]["method"]["name"] == "img" else 0
-    draws = (regenerations + generated_initial / len(items)) if regenerations else 1
-    mllm = regenerations if params.get("guidance") in ("mllm", "finetuned-mllm") else 0
+    costs = [r["info"]["cost"] for r in items if "cost" in r.get("info", {})]
+    edits = 0.0
+    if len(costs) == len(items):  # methods that count their own work (method_steps.Cost)
+        reuses = any(isinstance(r["info"].get("initial_image"), dict) for r in items)
+        draws = sum(c["generations"] for c in costs) / len(items)
+        mllm = sum(c["mllm_calls"] for c in costs) / len(items)
+        edits = sum(c["edit_passes"] for c in costs) / len(items)
+    else:
+        generated_initial = sum(1 for r in items if r.get("info", {}).get("initial_image") == "generated")
+        regenerations = params.get("rounds", 1) if manifest["identity"]["method"]["name"] == "img" else 0
+        reuses = regenerations > 0
+        draws = (regenerations + generated_initial / len(items)) if regenerations else 1
+        mllm = regenerations if params.get("guidance") in ("mllm", "finetuned-mllm") else 0
     if manifest["method"] == "base":
         base_seconds = seconds
-    rows.append((manifest["method"], manifest["run_id"], len(items), seconds, regenerations > 0, draws, mllm))
+    rows.append((manifest["method"], manifest["run_id"], len(items), seconds, reuses, draws, mllm, edits))
 
 print("| run | id | images | seconds / image (own) | with the reused base image | new model draws / image "
-      "| MLLM calls / image |")
-print("|---|---|---|---|---|---|---|")
-for method, run_id, n, seconds, reuses, draws, mllm in rows:
+      "| MLLM calls / image | edit passes / image |")
+print("|---|---|---|---|---|---|---|---|")
+for method, run_id, n, seconds, reuses, draws, mllm, edits in rows:
     total = f"{seconds + base_seconds:.3f}" if reuses and base_seconds is not None else f"{seconds:.3f}"
-    print(f"| {method} | {run_id} | {n} | {seconds:.3f} | {total} | {draws:g} | {mllm} |")
+    print(f"| {method} | {run_id} | {n} | {seconds:.3f} | {total} | {draws:g} | {mllm:g} | {edits:.3g} |")

@@ -136,8 +136,9 @@ def _merge_tints(regions: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.nd
     return merged
 
 
-def detect(image: Image.Image) -> list[Detection]:
-    """Objects in an image (any size; resampled to the world's 32×32 canvas first)."""
+def objects(image: Image.Image) -> list[tuple[Detection, np.ndarray]]:
+    """Each object with its full-canvas mask, in `detect`'s order: what an editor's training data needs to
+    erase, move or recolour one object and leave the others' pixels alone."""
     image = image.convert("RGB")
     if image.size != (CANVAS, CANVAS):
         image = image.resize((CANVAS, CANVAS), Image.Resampling.BOX)
@@ -150,9 +151,14 @@ def detect(image: Image.Image) -> list[Detection]:
         rows, cols = np.nonzero(full.any(1))[0], np.nonzero(full.any(0))[0]
         mask = full[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         shape = classify(mask, coverage_of(pixels, labels, full, name)) if name != OTHER else OTHER
-        found.append(Detection(name, shape, x=float(cols[0] + cols[-1]) / 2, y=float(rows[0] + rows[-1]) / 2,
-                               area=int(mask.sum())))
-    return sorted(found, key=lambda d: (d.x, d.y))
+        found.append((Detection(name, shape, x=float(cols[0] + cols[-1]) / 2, y=float(rows[0] + rows[-1]) / 2,
+                                area=int(mask.sum())), full))
+    return sorted(found, key=lambda item: (item[0].x, item[0].y))
+
+
+def detect(image: Image.Image) -> list[Detection]:
+    """Objects in an image (any size; resampled to the world's 32×32 canvas first)."""
+    return [detection for detection, _ in objects(image)]
 
 
 def _match(slots: list[tuple[str, str | None]], found: list[Detection]) -> list[int] | None:

@@ -24,6 +24,9 @@ PART_SEEDS = range(1_000, 100_000)
 """Data for method parts (MLLM finetuning drawings, preference pairs, editor and detector data, DPO)."""
 REROLL_OFFSET = 1_000_000
 """Controls that need fresh noise for an item (a re-roll) use its seed plus this."""
+EDIT_OFFSET = 2_000_000
+"""The shapes editor starts an item's edit from the noise of its seed plus this: the item's own seed is the noise
+that drew the image being edited, and an editor started from the text-to-image model redraws that image from it."""
 
 LLAVA_DATA_FIRST_SEED = 1_000
 """`llava-data` draws seed 1,000 + i for its i-th drawing (6,088 drawings end at 7,087)."""

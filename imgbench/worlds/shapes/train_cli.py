@@ -34,6 +34,9 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes llava --workdir /work/shapes-train/llava --steps 1500 \\
     --generated /work/shapes-train/llava-data.npz --export
   nice -n 10 imgbench train shapes llava --base --workdir /work/shapes-train/llava-base --steps 1500 --export
+  # the Instruct-Pix2Pix editor shapes-ip2p on drawings (from llava-data) and renders, exported when done
+  nice -n 10 imgbench train shapes ip2p --workdir /work/shapes-train/ip2p --steps 3000 --anneal-steps 3000 \
+    --generated /work/shapes-train/llava-data.npz --threads 2 --export
   # instruction accuracy of the shipped MLLMs vs the majority instruction
   imgbench train shapes eval-llava
   # on a new machine: continue from the weights committed to the repo (fresh optimiser state)
@@ -119,6 +122,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lv.add_argument("--export", nargs="?", const="", default=None, metavar="DIR",
                     help="when done, write the weights here (default: the package's weights/llava[-base])")
 
+    ed = _trainer(sub, "ip2p", "the Instruct-Pix2Pix editor shapes-ip2p, finetuned from the shipped model",
+                  steps=3000, batch=64)
+    ed.add_argument("--base", default=str(WEIGHTS_DIR), help="the text-to-image weights it starts from (shipped)")
+    ed.add_argument("--generated", default="", metavar="NPZ",
+                    help="the shapes model's drawings of train captions (from `llava-data`) as sources")
+    ed.add_argument("--generated-share", type=share, default=0.5, help="share of rows whose source is a drawing")
+    ed.add_argument("--lr", type=positive, default=3e-4)
+    ed.add_argument("--dropout", type=share, default=0.05,
+                    help="share of rows without instruction, without both, and without source (each)")
+    _add_anneal_arguments(ed)
+    ed.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR / "ip2p"), default=None, metavar="DIR",
+                    help="when done, write the editor here (default: the package's weights/ip2p)")
+
     ld = sub.add_parser("llava-data", help="draw the train captions, label each with its fix (for --generated)")
     ld.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw (default: shipped)")
     ld.add_argument("--per-caption", type=at_least(1), default=2, help="drawings per train caption")
@@ -134,6 +150,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     el.add_argument("--split", default="test", choices=["val", "test"])
     el.add_argument("--seeds", default=None, help="comma-separated seeds (default: the split's task seeds)")
     el.add_argument("--threads", type=at_least(1), default=1)
+
+    ee = sub.add_parser("eval-ip2p", help="shapes-ip2p edit fidelity vs regeneration on drawings with known fixes")
+    ee.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw (default: shipped)")
+    ee.add_argument("--editor", default=str(WEIGHTS_DIR / "ip2p"), help="shapes-ip2p folder (default: shipped)")
+    ee.add_argument("--split", default="val,test", help="caption splits (comma-separated)")
+    ee.add_argument("--seeds", default=",".join(map(str, TEST_SEEDS)), help="comma-separated drawing seeds")
+    ee.add_argument("--guidance", default="3.0", help="text guidance scales (comma-separated: one result each)")
+    ee.add_argument("--image-guidance", default="1.5", help="image guidance scales (comma-separated)")
+    ee.add_argument("--steps", type=at_least(1), default=25, help="DDIM steps of the editor")
+    ee.add_argument("--nothing-limit", type=at_least(1), default=None,
+                    help="thin the 'nothing to change' rows to about this many")
+    ee.add_argument("--no-regeneration", action="store_true", help="skip the regeneration baseline")
+    ee.add_argument("--out", required=True, help="JSON summary (per-item rows go beside it as .jsonl)")
+    ee.add_argument("--threads", type=at_least(1), default=1)
 
     ei = sub.add_parser("eval-ip", help="IP-Adapter: regenerate scenes from their own tokens, empty caption")
     ei.add_argument("--weights", default=str(WEIGHTS_DIR), help="exported shapes weights with an ip_adapter/")
@@ -183,6 +213,7 @@ def main(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
     handlers = {"unet": _train_unet, "clip": _train_clip, "ip-adapter": _train_ip, "llava": _train_llava,
+                "ip2p": _train_ip2p, "eval-ip2p": _eval_ip2p,
                 "llava-data": _llava_data, "eval-llava": _eval_llava, "eval-ip": _eval_ip, "eval": _eval,
                 "export": _export}
     return handlers[args.component](args)
@@ -257,6 +288,49 @@ def _train_llava(args: argparse.Namespace) -> int:
     name = "llava-base" if args.base else "llava"
     export = None if args.export is None else (args.export or str(WEIGHTS_DIR / name))
     _run_then_export(LlavaTrainer(config, args.workdir), name, args, export)
+    return 0
+
+
+def _train_ip2p(args: argparse.Namespace) -> int:
+    from imgbench.worlds.shapes.train_ip2p import IP2PTrainConfig, IP2PTrainer
+
+    config = IP2PTrainConfig(base=str(Path(args.base).resolve()), seed=args.seed, batch=args.batch, lr=args.lr,
+                             generated=str(Path(args.generated).resolve()) if args.generated else "",
+                             generated_share=args.generated_share, dropout=args.dropout,
+                             anneal_from=args.anneal_from, anneal_steps=args.anneal_steps)
+    _run_then_export(IP2PTrainer(config, args.workdir), "ip2p", args, args.export)
+    return 0
+
+
+def _eval_ip2p(args: argparse.Namespace) -> int:
+    from imgbench.worlds.shapes import ip2p_eval
+    from imgbench.worlds.shapes.ip2p import ShapesEditor
+    from imgbench.worlds.shapes.model import ShapesModel
+
+    model = ShapesModel(model_path=args.weights)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows = ip2p_eval.items(model, args.split.split(","), seeds)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for text_scale in (float(g) for g in args.guidance.split(",")):
+        for image_scale in (float(g) for g in args.image_guidance.split(",")):
+            editor = ShapesEditor(args.editor, args.steps, text_scale, image_scale)
+            tick = time.monotonic()
+            results = ip2p_eval.evaluate(model, editor, rows, regenerate=not args.no_regeneration,
+                                         nothing_limit=args.nothing_limit)
+            report = {"editor": editor.identity(), "splits": args.split, "seeds": seeds,
+                      "nothing_limit": args.nothing_limit, "seconds": round(time.monotonic() - tick, 1),
+                      **ip2p_eval.summary(results, rows)}
+            reports.append(report)
+            logger.info("cfg %.2f / image %.2f: %s", text_scale, image_scale, json.dumps(
+                {"overall": report["overall_edits"], "none": report["per_kind"]["none"]}))
+            with out.with_suffix(".jsonl").open("w" if len(reports) == 1 else "a") as handle:
+                for row in results:
+                    handle.write(json.dumps({"guidance": text_scale, "image_guidance": image_scale, **row}) + "\n")
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(reports if len(reports) > 1 else reports[0], indent=2) + "\n")
+    tmp.replace(out)
     return 0
 
 

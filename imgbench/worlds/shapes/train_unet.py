@@ -75,6 +75,19 @@ def make_batch(rows: list[list[tuple[str, dict[str, Any]]]], seed: int, step: in
     return captions, np.stack(pixels)
 
 
+def update_ema(step: int, max_decay: float, pairs: Any) -> None:
+    """EMA of each (live, ema) network pair after optimiser step `step` (0-based), with the usual warm-up of
+    the decay, (1 + step) / (10 + step), so early averages are not dominated by the initial weights."""
+    import torch
+
+    decay = min(max_decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for live, ema in pairs:
+            ema_params, live_params = list(ema.parameters()), list(live.parameters())
+            torch._foreach_mul_(ema_params, decay)
+            torch._foreach_add_(ema_params, live_params, alpha=1 - decay)
+
+
 def to_tensor(pixels: np.ndarray) -> Any:
     import torch
 
@@ -131,14 +144,7 @@ class UNetTrainer(ResumableTrainer):
         return float(loss.detach())
 
     def _update_ema(self) -> None:
-        import torch
-
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            for live, ema in ((self.text, self.ema_text), (self.unet, self.ema_unet)):
-                ema_params, live_params = list(ema.parameters()), list(live.parameters())
-                torch._foreach_mul_(ema_params, decay)
-                torch._foreach_add_(ema_params, live_params, alpha=1 - decay)
+        update_ema(self.step, self.config.ema_decay, ((self.text, self.ema_text), (self.unet, self.ema_unet)))
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, Any]:
