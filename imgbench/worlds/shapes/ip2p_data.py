@@ -86,12 +86,17 @@ def _free_box(size: int, taken: list[tuple[int, int, int, int]], rng: np.random.
     return None
 
 
-def _erase(pixels: np.ndarray, thing: Thing, others: list[Thing]) -> None:
-    """The object and its soft edge (grown by a pixel) to the background, never another object's pixels."""
+def _grown(thing: Thing, others: list[Thing]) -> np.ndarray:
+    """The object's pixels and its soft edge (its mask grown by a pixel), without another object's pixels."""
     keep = np.zeros_like(thing.mask)
     for other in others:
         keep |= other.mask
-    pixels[ndimage.binary_dilation(thing.mask, structure=GROW) & ~keep] = 0
+    return ndimage.binary_dilation(thing.mask, structure=GROW) & ~keep
+
+
+def _erase(pixels: np.ndarray, thing: Thing, others: list[Thing]) -> None:
+    """The object and its soft edge to the background, never another object's pixels."""
+    pixels[_grown(thing, others)] = 0
 
 
 def _stamp(pixels: np.ndarray, color: str, shape: str, top: int, left: int, size: int) -> None:
@@ -135,8 +140,7 @@ def sample_edit(pixels: np.ndarray, things: list[Thing], rng: np.random.Generato
         return Edit("remove", thing.shape, named), out
     if kind == "recolor":
         new = [c for c in COLORS if c != thing.color][int(rng.integers(len(COLORS) - 1))]
-        grown = ndimage.binary_dilation(thing.mask, structure=GROW) & ~np.any([o.mask for o in others] or
-                                                                               [np.zeros_like(thing.mask)], axis=0)
+        grown = _grown(thing, others)
         old = np.array(PALETTE[thing.color], dtype=float)
         share = np.clip(out.astype(float) @ old / (old @ old), 0, 1)
         out[grown] = np.round(share[grown, None] * np.array(PALETTE[new], dtype=float)).astype(np.uint8)
@@ -170,7 +174,7 @@ def _move(out: np.ndarray, thing: Thing, others: list[Thing],
     spot = _free_box(max(height, width), [t.box for t in others], rng, accept=holds)
     if spot is None:
         return None
-    grown = ndimage.binary_dilation(thing.mask, structure=GROW) & ~np.any([o.mask for o in others], axis=0)
+    grown = _grown(thing, others)
     patch = np.where(grown[..., None], out, 0)
     _erase(out, thing, others)
     shifted_mask = np.roll(grown, (spot[0] - top, spot[1] - left), axis=(0, 1))
