@@ -120,6 +120,21 @@ def test_first_steps_are_bit_identical_and_a_resumed_run_equals_an_uninterrupted
     assert [row["loss"] for row in whole.history] == [row["loss"] for row in fresh.history]
 
 
+def test_a_run_continues_another_under_a_new_schedule(tmp_path, drawings) -> None:
+    import torch
+
+    first = trainer(tmp_path / "first", drawings)
+    first.run(2)
+    config = IP2PTrainConfig(base=str(SHIPPED), generated=str(drawings), batch=3, warmup=2, generated_share=0.75,
+                             anneal_from=2, anneal_steps=2, init_from=str(tmp_path / "first"))
+    branch = IP2PTrainer(config, tmp_path / "branch")
+    assert branch.step == 2 and all(torch.equal(value, weights(branch)[key]) for key, value in weights(first).items())
+    branch.run(3)
+    assert branch.step == 3 and IP2PTrainer(config, tmp_path / "branch").step == 3  # its own checkpoint wins
+    with pytest.raises(UserError, match="base, seed and batch"):
+        IP2PTrainer(IP2PTrainConfig(base=str(SHIPPED), batch=4, init_from=str(tmp_path / "first")), tmp_path / "x")
+
+
 @pytest.fixture(scope="module")
 def editor_folder(tmp_path_factory, drawings) -> Path:
     root = tmp_path_factory.mktemp("ip2p-editor")

@@ -131,6 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ed.add_argument("--lr", type=positive, default=3e-4)
     ed.add_argument("--dropout", type=share, default=0.05,
                     help="share of rows without instruction, without both, and without source (each)")
+    ed.add_argument("--init-from", default="", metavar="DIR",
+                    help="continue another ip2p --workdir's run (weights, optimiser, step) under these options")
     _add_anneal_arguments(ed)
     ed.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR / "ip2p"), default=None, metavar="DIR",
                     help="when done, write the editor here (default: the package's weights/ip2p)")
@@ -297,7 +299,8 @@ def _train_ip2p(args: argparse.Namespace) -> int:
     config = IP2PTrainConfig(base=str(Path(args.base).resolve()), seed=args.seed, batch=args.batch, lr=args.lr,
                              generated=str(Path(args.generated).resolve()) if args.generated else "",
                              generated_share=args.generated_share, dropout=args.dropout,
-                             anneal_from=args.anneal_from, anneal_steps=args.anneal_steps)
+                             anneal_from=args.anneal_from, anneal_steps=args.anneal_steps,
+                             init_from=str(Path(args.init_from).resolve()) if args.init_from else "")
     _run_then_export(IP2PTrainer(config, args.workdir), "ip2p", args, args.export)
     return 0
 

@@ -27,7 +27,7 @@ from imgbench.provenance import data_record
 from imgbench.worlds.shapes import ip2p, nets, seeds
 from imgbench.worlds.shapes.ip2p_data import Thing, instruction_words, make_triple, things_of
 from imgbench.worlds.shapes.render import draw, layout
-from imgbench.worlds.shapes.resumable import ResumableTrainer
+from imgbench.worlds.shapes.resumable import CHECKPOINT, ResumableTrainer
 from imgbench.worlds.shapes.train_unet import to_tensor, train_rows, update_ema
 
 NOISE_BASE = 10_000_000
@@ -50,6 +50,9 @@ class IP2PTrainConfig:
     ema_decay: float = 0.999
     anneal_from: int = 0
     anneal_steps: int = 0
+    init_from: str = ""
+    """Another run's --workdir to continue exactly (weights, EMA, optimiser moments, step count) under this
+    config's schedule and data mix: how a finished run is trained further with a new cosine cycle."""
 
 
 def sources_of(config: IP2PTrainConfig) -> tuple[np.ndarray, dict[str, Any] | None]:
@@ -87,7 +90,18 @@ class IP2PTrainer(ResumableTrainer):
         self.rows = train_rows()
         self.drawings, self.data = sources_of(config)
         self._things: dict[int, list[Thing]] = {}
-        self.resume()
+        if not self.resume() and config.init_from:
+            self._branch_from(Path(config.init_from) / CHECKPOINT)
+
+    def _branch_from(self, path: Path) -> None:
+        import torch
+
+        if not path.is_file():
+            raise UserError(f"--init-from {path.parent}: no {CHECKPOINT} there (a shapes ip2p --workdir is needed).")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if any(state["config"].get(key) != getattr(self.config, key) for key in ("base", "seed", "batch")):
+            raise UserError(f"--init-from {path.parent}: that run's base, seed and batch differ from this one's.")
+        self.restore(state)
 
     def batch_at(self, step: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """(instructions with dropped ones "", sources, targets, source-kept flags) for step `step`."""
