@@ -75,7 +75,7 @@ def targets(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return color, shape
 
 
-def build_net(width: int = 32) -> Any:
+def build_net(width: int = 16) -> Any:
     """A two-level U-Net at full resolution: 5 colour logits (background + COLORS) then 3 shape logits per
     pixel. Its receptive field (about 24 px) spans the largest object, which a shape's call needs."""
     import torch

