@@ -116,3 +116,19 @@ def test_eval_detector_refuses_bad_input(tmp_path, capsys):
     assert "--seeds" in capsys.readouterr().err
     assert cli_main(["train", "shapes", "eval-detector", "--detector", str(tmp_path), "--out", out]) == 2
     assert "imgbench train shapes detector" in capsys.readouterr().err
+
+
+def test_images_from_refuses_a_run_that_is_not_this_models_base_run(tmp_path):
+    from imgbench.worlds.shapes.detector_eval import stored
+    from imgbench.worlds.shapes.model import ShapesModel
+
+    model = ShapesModel()
+    identity = {"method": {"name": "img"}, "task": {"name": "shapes"}, "model": model.identity()}
+    (tmp_path / "run.json").write_text(json.dumps({"identity": identity}))
+    with pytest.raises(UserError, match="--method base"):
+        stored(model, [tmp_path])
+    identity["method"]["name"] = "base"
+    (tmp_path / "run.json").write_text(json.dumps({"identity": identity}))
+    (tmp_path / "generations.jsonl").write_text(json.dumps({"prompt_id": "colors-0001", "seed": 3,
+                                                            "image": "images/colors-0001/3.png"}) + "\n")
+    assert stored(model, [tmp_path]) == {("test", "colors-0001", 3): tmp_path / "images/colors-0001/3.png"}
