@@ -33,9 +33,10 @@ IGNORE = -100
 """Target of pixels the loss skips: off-palette blobs (no name in the grammar) and non-object pixels' shape."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Found:
-    """One object: what SLD's detector returns (name, box, confidence) plus SAM's mask."""
+    """One object: what SLD's detector returns (name, box, confidence) plus SAM's mask (compared by identity:
+    an array field has no truth value)."""
 
     color: str
     shape: str
@@ -133,7 +134,6 @@ class ShapesDetector:
     """The shipped (or any exported) detector; `calls` counts forward passes, as SLD's cost accounting needs."""
 
     def __init__(self, path: Path | None = None) -> None:
-        import torch
         from safetensors.torch import load_file
 
         self.path = Path(path) if path is not None else SHIPPED
@@ -146,19 +146,20 @@ class ShapesDetector:
         self.net.load_state_dict({k: v.float() for k, v in load_file(weights).items()})
         self._digest = hashlib.sha256(weights.read_bytes()).hexdigest()
         self.calls = 0
-        self._torch = torch
 
     def identity(self) -> dict[str, Any]:
         return {"name": "shapes-detector", "sha256": self._digest}
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[Found]]:
         """Objects per image; fixed-size chunks keep each image's result independent of its batch."""
+        import torch
+
         from imgbench.worlds.shapes.model import CHUNK, fixed_chunks
 
         if not images:
             return []
         pixels = np.stack([canvas_pixels(image) for image in images])
-        with self._torch.no_grad():
+        with torch.no_grad():
             logits = fixed_chunks(self.net, to_input(pixels)).numpy()
         self.calls += -(-len(images) // CHUNK)
         return [read_objects(row) for row in logits]
