@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|all]
+#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|detector|detector_eval|all]
 # Held-out noise (DESIGN §8, imgbench/worlds/shapes/seeds.py): test = the `shapes` task's seeds 0-7, val =
 # `shapes-val`'s 100-107; everything a method part learns from (MLLM drawings, preference pairs) is drawn
 # with seeds 1,000-99,999. Run folders go to results/runs/ (git-ignored), trainer work folders to $W, tables
@@ -181,11 +181,31 @@ ip2p_test() {  # instruct-pix2pix on the test split (base images reused), beside
   python results/shapes/cost.py | tee "$R/ip2p/cost.md"
 }
 
+detector() {  # shapes-detector (SLD's detector + SAM) on the llava-data drawings (seeds 1,000-7,087) and renders of
+  # train captions (seeds 20,000-26,087), exported into the package. Measured: 592 s wall (358 s of training,
+  # 0.24-0.27 s/step on one thread; the rest loading and labelling 12,176 images on a core shared with evals)
+  timed detector-train imgbench train shapes detector --workdir "$W/detector" --steps 1500 --anneal-steps 1500 \
+    --generated "$W/llava-data.npz" --threads 1 --export
+}
+
+detector_eval() {  # P/R against the checker on the model's drawings of val + test captions at the test seeds 0-7
+  # (2,688 images). The test images are the `test` stage's base run and the val ones a base run at seeds 0-7 in
+  # its own folder (the val runs keep seeds 100-107 only); the model draws from prompt and seed alone, so they
+  # are the drawings (20 of 20 redrawn byte-identical). Measured: the val run 415 s, the eval 21 s; without
+  # --images-from it draws all 2,688 (≈ 10 min on 2 cores)
+  mkdir -p "$R/sld"
+  timed detector-val-drawings imgbench run --method base --task shapes-val --seeds 0-7 $B --scorer shapes-exact \
+    --output "$W/detector-drawings"
+  timed detector-eval imgbench train shapes eval-detector --split val,test --out "$R/sld/detector.json" \
+    --images-from "$(ls -d results/runs/shapes/shapes/base/* | head -1),$(ls -d "$W"/detector-drawings/runs/shapes-val/shapes/base/* | head -1)"
+}
+
 case "${1:-all}" in
   llava) llava ;; llava_base) llava_base ;; pairs) pairs ;; train) train ;; val) val ;; test) test_split ;;
   tables) tables ;; dpo_grid) dpo_grid ;; dpo_train) dpo_train ;; dpo_test) dpo_test ;;
   ip2p_train) ip2p_train ;; ip2p_val) ip2p_val ;; ip2p_fidelity) ip2p_fidelity ;; ip2p_test) ip2p_test ;;
+  detector) detector ;; detector_eval) detector_eval ;;
   all) llava; pairs; train; val; test_split; tables; llava_base; dpo_grid; dpo_train; dpo_test; ip2p_train; ip2p_val
-       ip2p_fidelity; ip2p_test ;;
-  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|all]" >&2; exit 2 ;;
+       ip2p_fidelity; ip2p_test; detector; detector_eval ;;
+  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|detector|detector_eval|all]" >&2; exit 2 ;;
 esac

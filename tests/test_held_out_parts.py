@@ -19,6 +19,7 @@ SHIPPED = {
     "img aligner (shapes)": Path(img_method.__file__).parent / "shapes" / "aligner.json",
     "shapes-dpo UNet": SHIPPED_DPO / "manifest.json",
     "shapes-ip2p editor": WEIGHTS_DIR / "ip2p" / "manifest.json",
+    "shapes-detector": WEIGHTS_DIR / "detector" / "manifest.json",
 }
 
 
@@ -30,7 +31,7 @@ def test_shipped_part_records_its_seeds_and_none_is_a_test_or_val_seed(name):
 
 
 def test_shapes_llavas_name_the_protocol_they_follow():
-    for name in ("shapes-llava", "shapes-llava-base"):
+    for name in ("shapes-llava", "shapes-llava-base", "shapes-detector"):
         assert read_part(name, SHIPPED[name])["split_version"] == SPLIT_VERSION
 
 

@@ -32,6 +32,9 @@ LLAVA_DATA_FIRST_SEED = 1_000
 """`llava-data` draws seed 1,000 + i for its i-th drawing (6,088 drawings end at 7,087)."""
 PAIRS_FIRST_SEED = 50_000
 """The preference-pair base runs (results/shapes/pairs.sh) take blocks of seeds from here."""
+DETECTOR_RENDERS_FIRST_SEED = 20_000
+"""`shapes-detector` renders train caption i (cycled) with seed 20,000 + i: renders carry no model noise, but their
+seeds are recorded like the drawings' so that every part's data names its seeds."""
 
 
 def check_part_seeds(seeds: Iterable[int], what: str) -> list[int]:

@@ -37,6 +37,10 @@ EPILOG = """examples:
   # the Instruct-Pix2Pix editor shapes-ip2p on drawings (from llava-data) and renders, exported when done
   nice -n 10 imgbench train shapes ip2p --workdir /work/shapes-train/ip2p --steps 3000 --anneal-steps 3000 \
     --generated /work/shapes-train/llava-data.npz --threads 2 --export
+  # shapes-detector (SLD's detector) on the same drawings and train-caption renders; then P/R vs the checker
+  nice -n 10 imgbench train shapes detector --workdir /work/shapes-train/detector --steps 1500 --anneal-steps 1500 \
+    --generated /work/shapes-train/llava-data.npz --export
+  imgbench train shapes eval-detector --split val,test --out results/shapes/sld/detector.json
   # instruction accuracy of the shipped MLLMs vs the majority instruction
   imgbench train shapes eval-llava
   # on a new machine: continue from the weights committed to the repo (fresh optimiser state)
@@ -137,6 +141,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ed.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR / "ip2p"), default=None, metavar="DIR",
                     help="when done, write the editor here (default: the package's weights/ip2p)")
 
+    de = _trainer(sub, "detector", "shapes-detector: per-pixel colour and shape, for SLD (drawings + renders)",
+                  steps=1500, batch=32)
+    de.add_argument("--generated", default="", metavar="NPZ",
+                    help="the shapes model's drawings of train captions (from `llava-data`)")
+    de.add_argument("--generated-share", type=share, default=0.5, help="share of rows whose image is a drawing")
+    de.add_argument("--renders", type=at_least(0), default=6088, help="size of the pool of train-caption renders")
+    de.add_argument("--lr", type=positive, default=3e-3)
+    de.add_argument("--width", type=at_least(1), default=16, help="channels of the U-Net's first level")
+    _add_anneal_arguments(de)
+    de.add_argument("--export", nargs="?", const=str(WEIGHTS_DIR / "detector"), default=None, metavar="DIR",
+                    help="when done, write the detector here (default: the package's weights/detector)")
+
+    ed2 = sub.add_parser("eval-detector", help="shapes-detector vs the checker's reading of held-out drawings")
+    ed2.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw (default: shipped)")
+    ed2.add_argument("--detector", default=str(WEIGHTS_DIR / "detector"), help="detector folder (default: shipped)")
+    ed2.add_argument("--split", default="val,test", help="caption splits (comma-separated)")
+    ed2.add_argument("--seeds", default=",".join(map(str, TEST_SEEDS)), help="comma-separated drawing seeds")
+    ed2.add_argument("--images-from", default="", metavar="RUNS",
+                     help="comma-separated `--method base` run folders of the same model whose images to reuse")
+    ed2.add_argument("--out", required=True, help="JSON summary")
+    ed2.add_argument("--threads", type=at_least(1), default=1)
+
     ld = sub.add_parser("llava-data", help="draw the train captions, label each with its fix (for --generated)")
     ld.add_argument("--weights", default=str(WEIGHTS_DIR), help="shapes weights that draw (default: shipped)")
     ld.add_argument("--per-caption", type=at_least(1), default=2, help="drawings per train caption")
@@ -216,6 +242,7 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads if hasattr(args, "threads") else 1)
     handlers = {"unet": _train_unet, "clip": _train_clip, "ip-adapter": _train_ip, "llava": _train_llava,
                 "ip2p": _train_ip2p, "eval-ip2p": _eval_ip2p,
+                "detector": _train_detector, "eval-detector": _eval_detector,
                 "llava-data": _llava_data, "eval-llava": _eval_llava, "eval-ip": _eval_ip, "eval": _eval,
                 "export": _export}
     return handlers[args.component](args)
@@ -335,6 +362,48 @@ def _eval_ip2p(args: argparse.Namespace) -> int:
     tmp.write_text(json.dumps(reports if len(reports) > 1 else reports[0], indent=2) + "\n")
     tmp.replace(out)
     return 0
+
+
+def _train_detector(args: argparse.Namespace) -> int:
+    from imgbench.worlds.shapes.train_detector import DetectorTrainConfig, DetectorTrainer
+
+    config = DetectorTrainConfig(generated=str(Path(args.generated).resolve()) if args.generated else "",
+                                 generated_share=args.generated_share, renders=args.renders, seed=args.seed,
+                                 batch=args.batch, lr=args.lr, anneal_from=args.anneal_from,
+                                 anneal_steps=args.anneal_steps, width=args.width)
+    if not config.generated and not config.renders:
+        raise UserError("no training images: pass --generated NPZ (from `llava-data`) and/or --renders N > 0.")
+    _run_then_export(DetectorTrainer(config, args.workdir), "detector", args, args.export)
+    return 0
+
+
+def _eval_detector(args: argparse.Namespace) -> int:
+    from imgbench.worlds.shapes import detector_eval
+    from imgbench.worlds.shapes.detector import ShapesDetector
+    from imgbench.worlds.shapes.model import ShapesModel
+
+    seeds = _seed_list(args.seeds)
+    splits = [s.strip() for s in args.split.split(",") if s.strip()]
+    found = ShapesDetector(Path(args.detector))
+    tick = time.monotonic()
+    runs = [Path(r) for r in args.images_from.split(",") if r.strip()]
+    report = detector_eval.evaluate(ShapesModel(model_path=args.weights), found, splits, seeds, runs)
+    report["seconds"] = round(time.monotonic() - tick, 1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    logger.info("detector vs checker: %s", json.dumps(report["overall"]))
+    return 0
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}.") from None
+    if not seeds:
+        raise UserError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2.")
+    return seeds
 
 
 def _llava_data(args: argparse.Namespace) -> int:
