@@ -109,7 +109,7 @@ def shapes_model():
 def shapes_editor(shapes_model):
     edit = LatentEditor(ShapesBackend(shapes_model), steps=5, guidance=1.0, object_guidance=1.0,
                         inversion_guidance=1.0, frozen_step_ratio=0.5, attribute_strength=0.5, dilate=0,
-                        inversion_floor=0.01)
+                        inversion_floor=0.01, attribute_noise=True)
     image = Image.fromarray(draw([Placed("red", "circle", 4, 4, 9), Placed("blue", "square", 18, 18, 9)]))
     with torch.inference_mode():
         return edit, edit.invert(image)

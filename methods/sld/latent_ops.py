@@ -14,7 +14,8 @@ A *trajectory* is the list of latents a DDIM sampler with `steps` steps sees: en
    - reposition: the object's latents (its box, inside its mask) are moved into the new box at every step,
      resized bilinearly if the box size changed; its old place is deleted. (The original rescales at image
      level and re-inverts; moving latents is one inversion cheaper and exact for a pure translation.)
-   - attribute: masked re-denoising: from B at step (1 - `attribute_strength`) x steps, DDIM with the prompt
+   - attribute: masked re-denoising: from B at step (1 - `attribute_strength`) x steps (with `attribute_noise`,
+     fresh noise inside the mask), DDIM with the prompt
      "a <new name>" and, after every step, B restored outside the mask (the original uses SD 2.1 DiffEdit
      and re-inverts the edited image; this keeps one model and no second inversion);
    - add: the object is generated alone (the backend's object prompt: "a realistic photo of a <name>" on SD 1.5,
@@ -118,15 +119,20 @@ class LatentEditor:
 
     def __init__(self, backend: Backend, steps: int = 50, guidance: float = 2.5, object_guidance: float = 7.5,
                  inversion_guidance: float = 2.5, frozen_step_ratio: float = 0.5, attribute_strength: float = 0.8,
-                 dilate: int = 1, bg_seed: int = 42, fg_seed: int = 9487, inversion_floor: float = 0.0) -> None:
-        """`inversion_floor`: the sampler's first rungs whose ᾱ lies below it are skipped (the trajectory starts
-        at the first rung at or above it). A zero-terminal-SNR ladder (the shapes sampler's trailing spacing
-        starts at ᾱ = 2e-9) keeps no trace of the image at its first rung, so no inversion can return there."""
+                 dilate: int = 1, bg_seed: int = 42, fg_seed: int = 9487, inversion_floor: float = 0.0,
+                 attribute_noise: bool = False) -> None:
+        """`attribute_noise`: an attribute change starts its mask from fresh noise (the delete noise) rather than
+        the inverted latents, for a model whose text conditioning loses against its own inverted noise (the
+        shapes model at guidance 1 redraws the old colour from it). `inversion_floor`: the sampler's first rungs
+        whose ᾱ lies below it are skipped (the trajectory starts at the first rung at or above it). A
+        zero-terminal-SNR ladder (the shapes sampler's trailing spacing starts at ᾱ = 2e-9) keeps no trace of the
+        image at its first rung, so no inversion can return there."""
         from diffusers import DDIMInverseScheduler, DDIMScheduler
 
         self.backend = backend
         self.guidance, self.object_guidance, self.inversion_guidance = guidance, object_guidance, inversion_guidance
         self.dilate, self.bg_seed, self.fg_seed = int(dilate), int(bg_seed), int(fg_seed)
+        self.attribute_noise = bool(attribute_noise)
         self.scheduler = DDIMScheduler.from_config(backend.scheduler_config)
         # the inverse steps with ε: a v-prediction is converted at the timestep the model was asked about
         self.inverse = DDIMInverseScheduler.from_config({**backend.scheduler_config, "prediction_type": "epsilon"})
@@ -233,8 +239,11 @@ class LatentEditor:
             elif op.kind == "attribute":
                 written = masks.get(op.name, box_mask(op.old_box, height, width)).to(latents.device)
                 prompt = self.backend.attribute_prompt.format(name=base_name(op.new_name or op.name))
-                edited = self.sample(prompt, background[self.attribute_start], self.object_guidance,
-                                     self.attribute_start, ~written, background, self.steps)
+                start = background[self.attribute_start]
+                if self.attribute_noise:
+                    start = start.where(~written, noise[self.attribute_start].to(start))
+                edited = self.sample(prompt, start, self.object_guidance, self.attribute_start, ~written, background,
+                                     self.steps)
                 latents = latents.where(~written, edited)
             elif op.kind == "add":
                 start = self.noise(self.fg_seed + seed + index, tuple(background.shape[1:]))

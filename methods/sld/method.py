@@ -10,6 +10,11 @@ operations, or whose planner answer stays unreadable after `planner_tries` answe
 correction"`), ends the loop and keeps the image. Images are processed square at `resolution` (SD 1.5: 512) and
 returned at their own size: SDXL / FLUX images take that downscale route.
 
+On the shapes world (`--model shapes`, methods/sld/shapes.yaml) the planner is the rule `shapes-grammar`
+(shapes_planner.py), the detector `shapes-detector` or `oracle` (shapes_detect.py; each object's own mask
+instead of SAM's) and the latent operations run on the shapes model (backends.ShapesBackend); each item's info
+`operations_checked` says which operations the checker sees done (op_check.py, a measurement only).
+
 Artefacts per item: `initial`, `parse` (+ the planner's answers), and per round r (suffix "" for the first,
 then "1", ...): `detections` (boxes and scores), `layout` (the corrected boxes and the planner's answers),
 `operations`, `masks` (PNG: each operation's latent mask, grey level by kind) and `round<r>` images.
@@ -67,8 +72,8 @@ class SLDMethod(Method):
                  sam: str = "facebook/sam-vit-huge", sam_revision: str | None = None, sam_path: str | None = None,
                  steps: int = 50, guidance: float = 2.5, object_guidance: float = 7.5, inversion_guidance: float = 2.5,
                  frozen_step_ratio: float = 0.5, attribute_strength: float = 0.8, dilate: int = 1, bg_seed: int = 42,
-                 fg_seed: int = 9487, inversion_floor: float = 0.0, resolution: int = 512, rounds: int = 1,
-                 planner_key_env: str = "OPENAI_API_KEY",
+                 fg_seed: int = 9487, inversion_floor: float = 0.0, attribute_noise: bool = False,
+                 resolution: int = 512, rounds: int = 1, planner_key_env: str = "OPENAI_API_KEY",
                  planner_cache: str | None = None, reuse_base: bool = True, device: str | None = None) -> None:
         """`planner_key_env`, `planner_cache`, `reuse_base` and `device` do not change pixels: not in the identity."""
         for name, value, low in (("rounds", rounds, 1), ("steps", steps, 1), ("resolution", resolution, 32)):
@@ -101,6 +106,7 @@ class SLDMethod(Method):
                       object_guidance=float(object_guidance), inversion_guidance=float(inversion_guidance),
                       frozen_step_ratio=float(frozen_step_ratio), attribute_strength=float(attribute_strength),
                       dilate=dilate, bg_seed=bg_seed, fg_seed=fg_seed, inversion_floor=float(inversion_floor),
+                      attribute_noise=as_bool(attribute_noise, "attribute_noise"),
                       resolution=resolution, rounds=rounds)
         unused = (OWL_PARAMS if self.finder else ()) + (LLM_PARAMS if planner == SHAPES_PLANNER else ())
         super().__init__(**{k: v for k, v in params.items() if k not in unused})
@@ -165,7 +171,8 @@ class SLDMethod(Method):
             p = self.params
             self._editor = LatentEditor(backend, p["steps"], p["guidance"], p["object_guidance"],
                                         p["inversion_guidance"], p["frozen_step_ratio"], p["attribute_strength"],
-                                        p["dilate"], p["bg_seed"], p["fg_seed"], p["inversion_floor"])
+                                        p["dilate"], p["bg_seed"], p["fg_seed"], p["inversion_floor"],
+                                        p["attribute_noise"])
         return self._editor
 
     def generate(self, requests: Sequence[GenerationRequest], model: Model) -> list[Generation]:
