@@ -147,6 +147,7 @@ def test_frozen_steps_hold_the_composition_on_the_shapes_backend(shapes_editor, 
         image = edit.regenerate(composition, "a circle left of a square")
     frozen, k = composition.frozen, edit.frozen_steps
     assert image.size == (32, 32) and len(inputs) == edit.steps and k == 2 and frozen.any() and (~frozen).any()
+    assert frozen[box_mask(OPS[0].old_box, 16, 16)].all()  # a deleted region holds the blank canvas's trajectory
     for i in range(k + 1):
         assert torch.equal(inputs[i][:, frozen], composition.latents[i][0][:, frozen])
     assert not torch.equal(inputs[k + 1][:, frozen], composition.latents[k + 1][0][:, frozen])

@@ -28,6 +28,8 @@ class Backend(Protocol):
     scheduler_config: dict[str, Any]
     device: Any
     dtype: Any
+    blank: Any
+    """The empty canvas (a PIL image) where the world has one (shapes: black), else None: what a delete restores."""
 
     def embed(self, prompt: str, negative: str | None = None) -> Any: ...
 
@@ -45,6 +47,7 @@ class SD15Backend:
     inversion_prompt = "A realistic photo of a scene"
     object_prompt = "a realistic photo of a {name}"
     attribute_prompt = "a {name}"
+    blank = None
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
@@ -88,12 +91,15 @@ class ShapesBackend:
 
     def __init__(self, model: Any) -> None:
         import torch
+        from PIL import Image
 
         from imgbench.worlds.shapes import nets
+        from imgbench.worlds.shapes.render import CANVAS
 
         self.model = model
         self.scheduler_config = dict(nets.load_sampler(model.folder).config)
         self.dtype = torch.float32  # the world's model runs in fp32 only
+        self.blank = Image.new("RGB", (CANVAS, CANVAS))  # the renderer's black background
 
     @property
     def device(self) -> Any:

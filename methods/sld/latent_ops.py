@@ -10,7 +10,9 @@ A *trajectory* is the list of latents a DDIM sampler with `steps` steps sees: en
 2. Operations compose C from B, each touching only its mask (latent grid, SAM mask area-downsampled, threshold
    0.05, dilated by `dilate` cells):
    - delete: the region becomes fresh Gaussian noise at every step (seed `bg_seed`), so it is re-synthesised
-     as background (the original's `remove_region`);
+     as background (the original's `remove_region`); where the backend knows its empty canvas (`blank`: the
+     shapes world's black picture) the region takes that canvas's inverted trajectory instead and is frozen like
+     a placed object (fresh noise there is what the shapes model fills with a new object);
    - reposition: the object's latents (its box, inside its mask) are moved into the new box at every step,
      resized bilinearly if the box size changed; its old place is deleted. (The original rescales at image
      level and re-inverts; moving latents is one inversion cheaper and exact for a pure translation.)
@@ -220,13 +222,15 @@ class LatentEditor:
         height, width = background.shape[-2:]
         latents = background.clone()
         noise = self.noise(self.bg_seed + seed, tuple(background.shape))
+        blank = self.backend.blank is not None and any(op.kind in ("delete", "reposition") for op in operations)
+        fill = self.invert(self.backend.blank) if blank else noise
         placed = torch.zeros(height, width, dtype=torch.bool, device=latents.device)
         removed = torch.zeros_like(placed)
         composition = Composition(latents, placed)
         for op in operations:
             if op.kind in ("delete", "reposition"):
                 mask = masks.get(op.name, box_mask(op.old_box, height, width)).to(latents.device)
-                latents, removed = delete(latents, mask, noise), removed | mask
+                latents, removed = delete(latents, mask, fill), removed | mask
                 if op.kind == "delete":
                     composition.masks.append((op, mask))
         for index, op in enumerate(operations):
@@ -256,7 +260,7 @@ class LatentEditor:
             composition.masks.append((op, written))
             placed = placed | written
         composition.latents = latents
-        composition.frozen = placed if placed.any() else ~removed
+        composition.frozen = placed | removed if blank else placed if placed.any() else ~removed
         return composition
 
     def regenerate(self, composition: Composition, prompt: str, negative: str | None = None) -> Any:
