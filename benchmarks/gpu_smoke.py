@@ -91,6 +91,7 @@ def smoke_editor(kind: str, root: str, args: argparse.Namespace) -> dict:
 def smoke_sld(kind: str, root: str, args: argparse.Namespace) -> dict:
     """SLD's detector, masks and latent operations on the device: one correction (delete + add) per image."""
     import torch
+    from imgbench.methods.sld.backends import SD15Backend
     from imgbench.methods.sld.detector import OwlDetector, SamMasker
     from imgbench.methods.sld.latent_ops import LatentEditor, to_latent_mask
     from imgbench.methods.sld.operations import diff
@@ -100,7 +101,7 @@ def smoke_sld(kind: str, root: str, args: argparse.Namespace) -> dict:
     detector = OwlDetector("", path=str(tiny_owlv2(f"{root}-owlv2", image_size=args.size)), attribute_threshold=0.0,
                            primitive_threshold=0.0, device=args.device)
     sam = SamMasker("", path=str(tiny_sam(f"{root}-sam", image_size=args.size)), device=args.device)
-    editor = LatentEditor(model.pipeline, steps=args.steps)
+    editor = LatentEditor(SD15Backend(model.pipeline), steps=args.steps)
     objects = [{"name": "cube", "attributes": ["red"]}]
 
     def correct(image, seed: int):

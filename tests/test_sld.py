@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from imgbench.methods.sld.backends import SD15Backend
 from imgbench.methods.sld.detector import OwlDetector, SamMasker, nms, queries
 from imgbench.methods.sld.latent_ops import LatentEditor, box_mask
 from imgbench.methods.sld.operations import Operation, diff
@@ -143,7 +144,7 @@ def test_the_layout_difference_follows_the_original_matching_rule() -> None:
 @pytest.fixture(scope="module")
 def editor() -> tuple[LatentEditor, torch.Tensor]:
     pipe = tiny.tiny_sd15_pipeline(0)
-    edit = LatentEditor(pipe, steps=4, frozen_step_ratio=0.5, attribute_strength=0.5)
+    edit = LatentEditor(SD15Backend(pipe), steps=4, frozen_step_ratio=0.5, attribute_strength=0.5)
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     with torch.inference_mode():
         return edit, edit.invert(image)
@@ -180,8 +181,8 @@ def test_frozen_steps_hold_the_composed_latents_in_the_frozen_region(editor, mon
     with torch.inference_mode():
         composition = edit.compose(background, OPS[:1] + OPS[3:], {}, lambda image, name: (
             [0.25, 0.25, 0.5, 0.5], box_mask([0.25, 0.25, 0.5, 0.5], 32, 32)))
-        inputs, forward = [], edit.pipe.unet.forward
-        monkeypatch.setattr(edit.pipe.unet, "forward", lambda sample, *a, **k: inputs.append(sample[0].clone())
+        inputs, forward = [], edit.backend.pipe.unet.forward
+        monkeypatch.setattr(edit.backend.pipe.unet, "forward", lambda sample, *a, **k: inputs.append(sample[0].clone())
                             or forward(sample, *a, **k))
         image = edit.regenerate(composition, "a garden with a bird")
     frozen, k = composition.frozen, edit.frozen_steps

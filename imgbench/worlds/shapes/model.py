@@ -79,6 +79,12 @@ def check_vocabulary(texts: Sequence[str]) -> None:
                         f"{examples}{more}. {GRAMMAR_HELP} Use --task shapes, or a model for real images.")
 
 
+def _unet_call(unet: Any, x: Any, states: Any, pooled: Any, *tokens: Any, t: Any) -> Any:
+    """One UNet evaluation on text states, pooled caption and (when an adapter is attached) IP tokens."""
+    kwargs = ip_adapter.ip_kwargs(tokens[0]) if tokens else {}
+    return unet(x, t, encoder_hidden_states=states, class_labels=pooled, **kwargs).sample
+
+
 class ShapesModel(Model):
     """Tokenizer + CLIPTextModel + UNet2DConditionModel on the packed 16×16×12 'latent', plus an
     IP-Adapter (image encoder + projection + decoupled cross-attention) where its weights are present."""
@@ -186,14 +192,32 @@ class ShapesModel(Model):
 
     def encode_text(self, prompts: Sequence[str]) -> Any:
         """(batch, 16, width) token states of the text encoder: what the UNet cross-attends to."""
-        import torch
 
         check_vocabulary(prompts)
+        return self.text_conditioning(prompts)[0]
+
+    def text_conditioning(self, texts: Sequence[str]) -> tuple[Any, Any]:
+        """(token states for cross-attention, pooled caption for `class_labels`) per text, batch-independent."""
+        import torch
+
         parts = self._load()
         with torch.no_grad():
-            ids = nets.tokenize(parts["tokenizer"], list(prompts)).to(self.device)
-            states, _ = fixed_chunks(lambda i: nets.encode(parts["text"], i), ids)
-        return states
+            ids = nets.tokenize(parts["tokenizer"], list(texts)).to(self.device)
+            return fixed_chunks(lambda i: nets.encode(parts["text"], i), ids)
+
+    def denoise(self, latents: Any, t: Any, states: Any, pooled: Any) -> Any:
+        """The UNet's text-only prediction at timestep `t` (an attached IP-Adapter gets its zero tokens at scale
+        0, as `generate` without image tokens): what SLD's latent operations (methods/sld) call per step."""
+        import torch
+
+        parts = self._load()
+        tokens = self._ip_tokens(None, latents.shape[0], False)
+        if tokens is None:
+            with torch.no_grad():
+                return _unet_call(parts["unet"], latents, states, pooled, t=t)
+        ip_adapter.set_scale(parts["unet"], 0.0)
+        with torch.no_grad(), ip_adapter.given_tokens(parts["unet"]):
+            return _unet_call(parts["unet"], latents, states, pooled, tokens, t=t)
 
     def generate(self, requests: Sequence[GenerationRequest], image_tokens: Any | None = None,
                  ip_scale: float = 0.0) -> list[Image.Image]:
@@ -217,14 +241,8 @@ class ShapesModel(Model):
                                    for r in requests]).to(self.device)
             texts = [r.prompt.text for r in requests]
             guided = self.guidance != 1.0
-            ids = nets.tokenize(parts["tokenizer"], texts + ([""] * len(texts) if guided else []))
-            states, pooled = fixed_chunks(lambda i: nets.encode(parts["text"], i), ids.to(self.device))
+            states, pooled = self.text_conditioning(texts + ([""] * len(texts) if guided else []))
             tokens = self._ip_tokens(image_tokens, len(requests), guided)
-
-            def denoise(x: Any, s: Any, p: Any, *k: Any, t: Any) -> Any:
-                kwargs = {"added_cond_kwargs": {"image_embeds": [k[0]]}} if k else {}
-                return unet(x, t, encoder_hidden_states=s, class_labels=p, **kwargs).sample
-
             extra = (tokens,) if tokens is not None else ()
             if tokens is not None:
                 ip_adapter.set_scale(unet, ip_scale if image_tokens is not None else 0.0)
@@ -232,13 +250,13 @@ class ShapesModel(Model):
             for t in sampler.timesteps:
                 model_in = torch.cat([latents, latents]) if guided else latents
                 with ip_adapter.given_tokens(unet) if tokens is not None else nullcontext():
-                    out = fixed_chunks(lambda *rows, t=t: denoise(*rows, t=t), model_in, states, pooled, *extra)
+                    out = fixed_chunks(lambda *rows, t=t: _unet_call(unet, *rows, t=t), model_in, states, pooled,
+                                       *extra)
                 if guided:
                     cond, uncond = out.chunk(2)
                     out = uncond + self.guidance * (cond - uncond)
                 latents = sampler.step(out, t, latents).prev_sample
-            pixels = nets.unpack(latents).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-        return [Image.fromarray(np.ascontiguousarray(p.permute(1, 2, 0).cpu().numpy())) for p in pixels]
+        return nets.to_images(latents)
 
     def _ip_tokens(self, image_tokens: Any | None, n: int, guided: bool) -> Any | None:
         """Tokens per UNet row: the given ones (zero-embedding tokens for the unconditional half, as

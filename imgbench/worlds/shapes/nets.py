@@ -121,3 +121,13 @@ def unpack(latents: Any) -> Any:
     import torch.nn.functional as F
 
     return F.pixel_shuffle(latents, PACK)
+
+
+def to_images(latents: Any) -> list[Any]:
+    """Packed latents (B, 12, 16, 16) → 32×32 RGB PIL images (clamped to [-1, 1], rounded to bytes)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    pixels = unpack(latents).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return [Image.fromarray(np.ascontiguousarray(p.permute(1, 2, 0).cpu().numpy())) for p in pixels]

@@ -72,10 +72,15 @@ def _apart(p: Placed, q: Placed) -> bool:
             or p.top + p.size + GAP <= q.top or q.top + q.size + GAP <= p.top)
 
 
+def size_range(count: int) -> tuple[int, int]:
+    """The smallest and largest side (px) of an object in a picture of `count` objects."""
+    return (7, 11) if count <= 2 else (7, 9)
+
+
 def layout(spec: dict[str, Any], rng: np.random.Generator, canvas: int = CANVAS) -> list[Placed]:
     """Random non-touching placement of the spec's objects satisfying its relation (rejection sampling)."""
     items = _expand(spec, rng)
-    low, high = (7, 11) if len(items) <= 2 else (7, 9)
+    low, high = size_range(len(items))
     relation = spec.get("relation")
     for _ in range(MAX_TRIES):
         placed: list[Placed] = []
