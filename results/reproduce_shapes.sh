@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|detector|detector_eval|all]
+#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|detector|detector_eval|sld_test|all]
 # Held-out noise (DESIGN §8, imgbench/worlds/shapes/seeds.py): test = the `shapes` task's seeds 0-7, val =
 # `shapes-val`'s 100-107; everything a method part learns from (MLLM drawings, preference pairs) is drawn
 # with seeds 1,000-99,999. Run folders go to results/runs/ (git-ignored), trainer work folders to $W, tables
@@ -200,12 +200,28 @@ detector_eval() {  # P/R against the checker on the model's drawings of val + te
     --images-from "$(ls -d results/runs/shapes/shapes/base/* | head -1),$(ls -d "$W"/detector-drawings/runs/shapes-val/shapes/base/* | head -1)"
 }
 
+sld_test() {  # SLD on the test split (base images reused): the learned shapes-detector, and the oracle-detector
+  # upper bound (the checker's reading), beside base, IMG and Instruct-Pix2Pix; each operation kind's success
+  timed test-sld imgbench run --method sld --task shapes $B $S
+  timed test-sld-oracle imgbench run --method sld --task shapes --method-arg detector=oracle $B $S
+  for SC in shapes-exact shapes-clip; do
+    imgbench compare --task shapes --baseline shapes/base \
+      --against shapes/img,shapes/instruct-pix2pix,shapes/sld,shapes/sld@detector=oracle \
+      --scorer $SC --json "$R/sld/compare-$SC.json" | tee "$R/sld/compare-$SC.txt"
+  done
+  imgbench compare --task shapes --baseline shapes/sld --against shapes/img,shapes/instruct-pix2pix \
+    --scorer shapes-exact --no-tags --json "$R/sld/sld-vs-editors.json" | tee "$R/sld/sld-vs-editors.txt"
+  python results/shapes/sld/operation_success.py results/runs/shapes/shapes/sld/* | tee "$R/sld/operations.md"
+  imgbench report --task shapes --runs shapes/base,shapes/sld --out "$R/sld/report" --html-prompts 24
+  python results/shapes/cost.py | tee "$R/sld/cost.md"
+}
+
 case "${1:-all}" in
   llava) llava ;; llava_base) llava_base ;; pairs) pairs ;; train) train ;; val) val ;; test) test_split ;;
   tables) tables ;; dpo_grid) dpo_grid ;; dpo_train) dpo_train ;; dpo_test) dpo_test ;;
   ip2p_train) ip2p_train ;; ip2p_val) ip2p_val ;; ip2p_fidelity) ip2p_fidelity ;; ip2p_test) ip2p_test ;;
-  detector) detector ;; detector_eval) detector_eval ;;
+  detector) detector ;; detector_eval) detector_eval ;; sld_test) sld_test ;;
   all) llava; pairs; train; val; test_split; tables; llava_base; dpo_grid; dpo_train; dpo_test; ip2p_train; ip2p_val
-       ip2p_fidelity; ip2p_test; detector; detector_eval ;;
-  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|detector|detector_eval|all]" >&2; exit 2 ;;
+       ip2p_fidelity; ip2p_test; detector; detector_eval; sld_test ;;
+  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|detector|detector_eval|sld_test|all]" >&2; exit 2 ;;
 esac

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imgbench.errors import UserError
-
 DETECTORS = ("oracle", "shapes-detector")
 
 
@@ -37,12 +35,8 @@ def build_detector(name: str, path: str | None = None) -> Any:
     """`oracle` or the learned `shapes-detector` (imported only when asked for)."""
     if name == "oracle":
         return OracleDetector()
-    try:
-        from imgbench.worlds.shapes.detector import ShapesDetector
-    except ImportError as exc:
-        raise UserError("detector=shapes-detector needs the world's learned detector (ShapesDetector in "
-                        "imgbench/worlds/shapes/detector.py), which this install does not have yet; use "
-                        "--method-arg detector=oracle for the upper bound.") from exc
+    from imgbench.worlds.shapes.detector import ShapesDetector
+
     return ShapesDetector(path)
 
 
