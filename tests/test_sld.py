@@ -304,8 +304,30 @@ def test_an_unreadable_planner_keeps_the_image_and_records_the_fallback(parts) -
     assert out.info["corrected"] is False and record["fallback"] == "no correction" and len(record["answers"]) == 2
     assert out.info["cost"]["planner_calls"] == 2 and out.info["cost"]["denoising_steps"] == 0
     assert np.array_equal(np.asarray(out.image), np.asarray(out.artefacts["initial"]))
-    with pytest.raises(UserError, match="family is sdxl: use --model sd15"):  # before any image is generated
+    with pytest.raises(UserError, match="latent_model=sdxl is a sdxl model"):  # before any image is generated
+        method.params["latent_model"] = "sdxl"
         method.prepare(SimpleNamespace(model_spec=SimpleNamespace(family="sdxl")))
+
+
+def test_an_sdxl_image_takes_the_downscale_route_and_comes_back_at_its_own_size(parts, tmp_path, monkeypatch) -> None:
+    """SDXL base image → edited at `resolution` on the SD 1.5-class `latent_model` → resized to its own size."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    sdxl = tiny.save_pipeline(tiny.tiny_sdxl_pipeline(0), tmp_path / "sdxl")
+    server = Server(layout="Updated Objects: [('bird #1', [0.3, 0.3, 0.4, 0.4])]")
+    out = tmp_path / "results"
+    args = sld_args(parts, server, out, latent_model_path=parts["sd15"], resolution=32)
+    model = args.index("--model-path")
+    args[args.index("sd15")] = "sdxl"
+    args[model + 1] = str(sdxl)
+    try:
+        assert cli(args) == 0
+    finally:
+        server.close()
+    (run,) = (out / "runs" / "tiny" / "sdxl" / "sld").iterdir()
+    (item,) = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
+    assert item["info"]["corrected"] is True and item["info"]["cost"]["denoising_steps"] > 0
+    assert Image.open(run / item["artefacts"]["round1"]).size == (32, 32)  # edited at 32 px on the tiny SD 1.5
+    assert Image.open(run / item["image"]).size == (64, 64)  # and returned at the SDXL image's own size
 
 
 def test_local_chat_back_end_applies_the_template_decodes_greedily_and_retries_boundedly(tmp_path) -> None:

@@ -43,6 +43,7 @@ SHAPES_PLANNER = "shapes-grammar"
 OWL_PARAMS = ("detector_revision", "attribute_threshold", "primitive_threshold", "nms_threshold", "sam",
               "sam_revision", "sam_path")
 LLM_PARAMS = ("planner_url", "planner_path", "planner_revision", "planner_dtype", "planner_tries", "planner_tokens")
+LATENT_PARAMS = ("latent_model", "latent_model_path")
 
 
 @dataclass
@@ -74,8 +75,11 @@ class SLDMethod(Method):
                  frozen_step_ratio: float = 0.5, attribute_strength: float = 0.8, dilate: int = 1, bg_seed: int = 42,
                  fg_seed: int = 9487, inversion_floor: float = 0.0, attribute_noise: bool = False,
                  resolution: int = 512, rounds: int = 1, planner_key_env: str = "OPENAI_API_KEY",
-                 planner_cache: str | None = None, reuse_base: bool = True, device: str | None = None) -> None:
-        """`planner_key_env`, `planner_cache`, `reuse_base` and `device` do not change pixels: not in the identity."""
+                 planner_cache: str | None = None, reuse_base: bool = True, device: str | None = None,
+                 latent_model: str = "sd15", latent_model_path: str | None = None) -> None:
+        """`planner_key_env`, `planner_cache`, `reuse_base` and `device` do not change pixels: not in the identity.
+        `latent_model` (a catalog model of family sd15, or a local folder as `latent_model_path`) is the second
+        pipeline of the downscale route: SDXL / FLUX images are edited on it at `resolution`."""
         for name, value, low in (("rounds", rounds, 1), ("steps", steps, 1), ("resolution", resolution, 32)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise UserError(f"{name} must be a whole number of at least {low}, got {value!r}.")
@@ -107,8 +111,10 @@ class SLDMethod(Method):
                       frozen_step_ratio=float(frozen_step_ratio), attribute_strength=float(attribute_strength),
                       dilate=dilate, bg_seed=bg_seed, fg_seed=fg_seed, inversion_floor=float(inversion_floor),
                       attribute_noise=as_bool(attribute_noise, "attribute_noise"),
-                      resolution=resolution, rounds=rounds)
-        unused = (OWL_PARAMS if self.finder else ()) + (LLM_PARAMS if planner == SHAPES_PLANNER else ())
+                      resolution=resolution, rounds=rounds, latent_model=latent_model,
+                      latent_model_path=latent_model_path)
+        unused = ((OWL_PARAMS + LATENT_PARAMS if self.finder else ())
+                  + (LLM_PARAMS if planner == SHAPES_PLANNER else ()))
         super().__init__(**{k: v for k, v in params.items() if k not in unused})
         if self.finder is None:
             resolved = resolve_all({"detector": detector_source(detector, detector_revision, detector_path),
@@ -119,6 +125,9 @@ class SLDMethod(Method):
         self.base_images = BaseImages(as_bool(reuse_base, "reuse_base"))
         self._cache = Path(planner_cache).expanduser() if planner_cache else None
         self._editor: Any = None
+        self._device = device
+        self._latent: Any = None
+        """The downscale route's SD 1.5-class model (built in `prepare` for an SDXL / FLUX run), else None."""
 
     def identity(self) -> dict[str, Any]:
         """Params (folders replaced by their digests) plus the planner's, detector's and SAM's resolved identities."""
@@ -126,6 +135,11 @@ class SLDMethod(Method):
         identity["params"] = {k: v for k, v in self.params.items() if not k.endswith("_path")}
         identity["resolved"] = {"planner": self._planner.identity(), **({"detector": self.finder.identity()} if
                                 self.finder else {"detector": self.detector.identity(), "sam": self.sam.identity()})}
+        if self.params.get("latent_model_path"):
+            from imgbench.models.hub import folder_digest
+
+            identity["resolved"]["latent_model"] = folder_digest(self.params["latent_model_path"], "SD 1.5 model",
+                                                                 "--method-arg latent_model_path")
         return identity
 
     def prepare(self, context: Any) -> None:
@@ -140,14 +154,23 @@ class SLDMethod(Method):
             raise UserError(f"detector={self.params['detector']} and planner={self.params['planner']} read the "
                             f"shapes world only, and this model's family is {family}: use --model shapes, or an "
                             f"OWLv2 detector and an LLM planner on sd15.")
-        if family not in (None, "sd15", "shapes"):
-            raise UserError(f"method sld runs its latent operations on an SD 1.5-class pipeline or the shapes "
-                            f"world's model, and this model's family is {family}: use --model sd15. The downscale "
-                            f"route for SDXL / FLUX images (a second, SD 1.5 pipeline) is not built yet "
-                            f"(docs/sld.md).")
+        if family not in (None, "sd15", "shapes"):  # SDXL / FLUX: the original's downscale route
+            self._latent = self._latent_model()
         self.base_images.prepare(context)
         if self._cache is None and context is not None:
             self._cache = Path(context.store.root) / "planner-cache"
+
+    def _latent_model(self) -> Any:
+        """The SD 1.5-class model an SDXL / FLUX image is edited on (weights resolved now: a miss fails here)."""
+        from imgbench import catalog
+        from imgbench.components import build_model
+
+        name = self.params["latent_model"]
+        family = catalog.models().get(name).spec.family
+        if family != "sd15":
+            raise UserError(f"--method-arg latent_model={name} is a {family} model; the downscale route edits "
+                            f"on an SD 1.5-class model (e.g. latent_model=sd15).")
+        return build_model(name, {}, device=self._device, model_path=self.params["latent_model_path"])[1]
 
     def editor(self, model: Model) -> Any:
         """The latent editor on the run's own model (built once): an SD 1.5-class pipeline, or the shapes model."""
@@ -158,7 +181,7 @@ class SLDMethod(Method):
 
             from imgbench.worlds.shapes.model import ShapesModel
 
-            pipe = getattr(model, "pipeline", None)
+            pipe = getattr(self._latent or model, "pipeline", None)
             if self.finder is not None and isinstance(model, ShapesModel):
                 backend: Any = ShapesBackend(model)
             elif self.finder is None and isinstance(pipe, StableDiffusionPipeline):
@@ -166,8 +189,8 @@ class SLDMethod(Method):
             else:
                 raise UserError(f"method sld runs its latent operations on an SD 1.5-class pipeline (OWLv2 "
                                 f"detector) or the shapes model (detector=oracle or shapes-detector); model "
-                                f"{type(model).__name__} with detector={self.params['detector']} is neither. "
-                                f"SDXL / FLUX images: see docs/sld.md, the downscale route is not built yet.")
+                                f"{type(model).__name__} with detector={self.params['detector']} is neither "
+                                f"(SDXL / FLUX runs edit on --method-arg latent_model, docs/sld.md).")
             p = self.params
             self._editor = LatentEditor(backend, p["steps"], p["guidance"], p["object_guidance"],
                                         p["inversion_guidance"], p["frozen_step_ratio"], p["attribute_strength"],
