@@ -20,7 +20,8 @@ def records(run: Path) -> list[dict]:
             for line in path.read_text().splitlines() if line.strip()]
 
 
-rows, base_seconds = [], None
+rows, own, base_seconds = [], [], None
+OWN = ("planner_calls", "detector_calls", "denoising_steps")  # SLD counts these too (methods/sld/method.py)
 for manifest_path in sorted(glob.glob(str(ROOT / "*" / "*" / "run.json"))):
     run = Path(manifest_path).parent
     manifest = json.loads(Path(manifest_path).read_text())
@@ -42,6 +43,9 @@ for manifest_path in sorted(glob.glob(str(ROOT / "*" / "*" / "run.json"))):
         reuses = regenerations > 0
         draws = (regenerations + generated_initial / len(items)) if regenerations else 1
         mllm = regenerations if params.get("guidance") in ("mllm", "finetuned-mllm") else 0
+    if costs and all(key in costs[0] for key in OWN):
+        label = manifest["method"] + (f"@detector={params['detector']}" if params.get("detector") == "oracle" else "")
+        own.append((label, manifest["run_id"], [sum(c[k] for c in costs) / len(items) for k in OWN]))
     if manifest["method"] == "base":
         base_seconds = seconds
     rows.append((manifest["method"], manifest["run_id"], len(items), seconds, reuses, draws, mllm, edits))
@@ -52,3 +56,8 @@ print("|---|---|---|---|---|---|---|---|")
 for method, run_id, n, seconds, reuses, draws, mllm, edits in rows:
     total = f"{seconds + base_seconds:.3f}" if reuses and base_seconds is not None else f"{seconds:.3f}"
     print(f"| {method} | {run_id} | {n} | {seconds:.3f} | {total} | {draws:g} | {mllm:g} | {edits:.3g} |")
+if own:
+    print("\n| run | id | " + " | ".join(k.replace("_", " ") + " / image" for k in OWN) + " |")
+    print("|---|---|" + "---|" * len(OWN))
+    for label, run_id, means in own:
+        print(f"| {label} | {run_id} | " + " | ".join(f"{m:.3g}" for m in means) + " |")
