@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|detector|detector_eval|sld_test|all]
+#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|ip2p_cycle3|detector|detector_eval|sld_test|all]
 # Held-out noise (DESIGN §8, imgbench/worlds/shapes/seeds.py): test = the `shapes` task's seeds 0-7, val =
 # `shapes-val`'s 100-107; everything a method part learns from (MLLM drawings, preference pairs) is drawn
 # with seeds 1,000-99,999. Run folders go to results/runs/ (git-ignored), trainer work folders to $W, tables
@@ -181,6 +181,19 @@ ip2p_test() {  # instruct-pix2pix on the test split (base images reused), beside
   python results/shapes/cost.py | tee "$R/ip2p/cost.md"
 }
 
+ip2p_cycle3() {  # a third cosine cycle (to 9,000 steps; 3,287 s beside other work) and the val check that decides
+  # whether it replaces the shipped editor (the rule, committed first: results/shapes/ip2p/choose_editor.py)
+  timed ip2p-train-3 imgbench train shapes ip2p --workdir "$W/ip2p-3" --init-from "$W/ip2p-long" --steps 9000 \
+    --anneal-from 6000 --anneal-steps 3000 --generated-share 0.75 --generated "$W/llava-data.npz" --threads 2 \
+    --export "$W/ip2p-3/editor"
+  for E in 6000:imgbench/worlds/shapes/weights/ip2p 9000:"$W/ip2p-3/editor"; do
+    timed "val-editor-${E%%:*}" imgbench train shapes eval-ip2p --editor "${E#*:}" --split val \
+      --seeds 100,101,102,103,104,105,106,107 --no-regeneration --guidance 1 --image-guidance 1 --nothing-limit 200 \
+      --out "$R/ip2p/val-editor-${E%%:*}.json"
+  done
+  python results/shapes/ip2p/choose_editor.py | tee "$R/ip2p/editor-choice.txt"
+}
+
 detector() {  # shapes-detector (SLD's detector + SAM) on the llava-data drawings (seeds 1,000-7,087) and renders of
   # train captions (seeds 20,000-26,087), exported into the package. Measured: 592 s wall (358 s of training,
   # 0.24-0.27 s/step on one thread; the rest loading and labelling 12,176 images on a core shared with evals)
@@ -220,8 +233,8 @@ case "${1:-all}" in
   llava) llava ;; llava_base) llava_base ;; pairs) pairs ;; train) train ;; val) val ;; test) test_split ;;
   tables) tables ;; dpo_grid) dpo_grid ;; dpo_train) dpo_train ;; dpo_test) dpo_test ;;
   ip2p_train) ip2p_train ;; ip2p_val) ip2p_val ;; ip2p_fidelity) ip2p_fidelity ;; ip2p_test) ip2p_test ;;
-  detector) detector ;; detector_eval) detector_eval ;; sld_test) sld_test ;;
+  ip2p_cycle3) ip2p_cycle3 ;; detector) detector ;; detector_eval) detector_eval ;; sld_test) sld_test ;;
   all) llava; pairs; train; val; test_split; tables; llava_base; dpo_grid; dpo_train; dpo_test; ip2p_train; ip2p_val
        ip2p_fidelity; ip2p_test; detector; detector_eval; sld_test ;;
-  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|detector|detector_eval|sld_test|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|ip2p_cycle3|detector|detector_eval|sld_test|all]" >&2; exit 2 ;;
 esac
