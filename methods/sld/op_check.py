@@ -43,8 +43,13 @@ def _near(point: tuple[float, float], target: tuple[float, float]) -> bool:
 def check(operation: Operation, image: Any) -> bool:
     from imgbench.worlds.shapes.checker import detect
 
+    return _shows(operation, detect(image))
+
+
+def _shows(operation: Operation, found: list[Any]) -> bool:
+    """Whether `operation`'s change shows among the checker's detections `found` of the image after it."""
     color, shape = _wants(operation.new_name or operation.name)
-    matching = [(d.x, d.y) for d in detect(image) if d.shape == shape and color in (None, d.color)]
+    matching = [(d.x, d.y) for d in found if d.shape == shape and color in (None, d.color)]
     if operation.kind == "delete":
         return not any(_inside(p, operation.old_box, 0.0) for p in matching)
     if operation.kind == "add":
@@ -53,5 +58,8 @@ def check(operation: Operation, image: Any) -> bool:
 
 
 def check_all(operations: list[Operation], image: Any, round_index: int) -> list[dict[str, Any]]:
-    """One record per operation: its JSON, the round, and whether the change shows."""
-    return [{**op.to_json(), "round": round_index, "ok": check(op, image)} for op in operations]
+    """One record per operation: its JSON, the round, and whether the change shows (the image read once)."""
+    from imgbench.worlds.shapes.checker import detect
+
+    found = detect(image)
+    return [{**op.to_json(), "round": round_index, "ok": _shows(op, found)} for op in operations]
