@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every number in results/README.md comes from this script (from the repository root, on 2 CPU cores):
-#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|ip2p_cycle3|detector|detector_eval|sld_test|all]
+#   results/reproduce_shapes.sh [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|ip2p_cycles|detector|detector_eval|sld_test|all]
 # Held-out noise (DESIGN §8, imgbench/worlds/shapes/seeds.py): test = the `shapes` task's seeds 0-7, val =
 # `shapes-val`'s 100-107; everything a method part learns from (MLLM drawings, preference pairs) is drawn
 # with seeds 1,000-99,999. Run folders go to results/runs/ (git-ignored), trainer work folders to $W, tables
@@ -145,13 +145,19 @@ dpo_test() {  # shapes-dpo and shapes-dpo + IMG (aligner and IP-Adapter unchange
 }
 
 ip2p_train() {  # the editor shapes-ip2p from the shipped model, on the llava-data drawings (seeds 1,000-7,087) and
-  # renders of train captions; exported into the package (3,000 steps, 2 threads; wall time in its manifest)
+  # renders of train captions, in three cosine cycles (2 threads; the shipped editor's manifest holds the wall time)
   timed ip2p-train imgbench train shapes ip2p --workdir "$W/ip2p" --steps 3000 --anneal-steps 3000 \
     --generated "$W/llava-data.npz" --threads 2
   # a second cosine cycle from that run's checkpoint with three quarters drawings: on val drawings it lifted
   # intended edits 0.200 -> 0.571, unnamed kept 0.600 -> 0.829, "nothing" kept 0.70 -> 0.98 (guidance 1/1)
   timed ip2p-train-2 imgbench train shapes ip2p --workdir "$W/ip2p-long" --init-from "$W/ip2p" --steps 6000 \
-    --anneal-from 3000 --anneal-steps 3000 --generated-share 0.75 --generated "$W/llava-data.npz" --threads 2 --export
+    --anneal-from 3000 --anneal-steps 3000 --generated-share 0.75 --generated "$W/llava-data.npz" --threads 2 \
+    --export "$W/ip2p-long/editor"
+  ip2p_cycles  # more cycles; the val rule's choice is shipped (results/shapes/ip2p/editor-choice.txt)
+  local chosen
+  chosen=$(sed -n 's/^chosen: the \([0-9,]*\)-step editor$/\1/p' "$R/ip2p/editor-choice.txt" | tr -d ,)
+  declare -A dirs=([6000]="$W/ip2p-long/editor" [9000]="$W/ip2p-3/editor" [12000]="$W/ip2p-4/editor")
+  rm -rf imgbench/worlds/shapes/weights/ip2p && cp -r "${dirs[$chosen]}" imgbench/worlds/shapes/weights/ip2p
 }
 
 ip2p_val() {  # the two guidance scales, chosen on val drawings (val captions, seeds 100-101) by edit fidelity
@@ -181,16 +187,25 @@ ip2p_test() {  # instruct-pix2pix on the test split (base images reused), beside
   python results/shapes/cost.py | tee "$R/ip2p/cost.md"
 }
 
-ip2p_cycle3() {  # a third cosine cycle (to 9,000 steps; 3,287 s beside other work) and the val check that decides
-  # whether it replaces the shipped editor (the rule, committed first: results/shapes/ip2p/choose_editor.py)
-  timed ip2p-train-3 imgbench train shapes ip2p --workdir "$W/ip2p-3" --init-from "$W/ip2p-long" --steps 9000 \
-    --anneal-from 6000 --anneal-steps 3000 --generated-share 0.75 --generated "$W/llava-data.npz" --threads 2 \
-    --export "$W/ip2p-3/editor"
-  for E in 6000:imgbench/worlds/shapes/weights/ip2p 9000:"$W/ip2p-3/editor"; do
-    timed "val-editor-${E%%:*}" imgbench train shapes eval-ip2p --editor "${E#*:}" --split val \
-      --seeds 100,101,102,103,104,105,106,107 --no-regeneration --guidance 1 --image-guidance 1 --nothing-limit 200 \
-      --out "$R/ip2p/val-editor-${E%%:*}.json"
-  done
+ip2p_val_editor() {  # ip2p_val_editor STEPS DIR: an editor's fidelity on val drawings (seeds 100-107, guidance 1/1)
+  timed "val-editor-$1" imgbench train shapes eval-ip2p --editor "$2" --split val \
+    --seeds 100,101,102,103,104,105,106,107 --no-regeneration --guidance 1 --image-guidance 1 --nothing-limit 200 \
+    --out "$R/ip2p/val-editor-$1.json"
+}
+
+ip2p_cycle() {  # ip2p_cycle N FROM STEPS: cosine cycle N from FROM's checkpoint to STEPS, then its val check.
+  # Measured: cycle 3 (to 9,000) 3,287 s beside other work
+  timed "ip2p-train-$1" imgbench train shapes ip2p --workdir "$W/ip2p-$1" --init-from "$2" --steps "$3" \
+    --anneal-from $(($3 - 3000)) --anneal-steps 3000 --generated-share 0.75 --generated "$W/llava-data.npz" \
+    --threads 2 --export "$W/ip2p-$1/editor"
+  ip2p_val_editor "$3" "$W/ip2p-$1/editor"
+}
+
+ip2p_cycles() {  # further cycles and the val rule, committed first (results/shapes/ip2p/choose_editor.py), that
+  # picks the editor ip2p_train ships
+  ip2p_val_editor 6000 "$W/ip2p-long/editor"
+  ip2p_cycle 3 "$W/ip2p-long" 9000
+  ip2p_cycle 4 "$W/ip2p-3" 12000
   python results/shapes/ip2p/choose_editor.py | tee "$R/ip2p/editor-choice.txt"
 }
 
@@ -233,8 +248,8 @@ case "${1:-all}" in
   llava) llava ;; llava_base) llava_base ;; pairs) pairs ;; train) train ;; val) val ;; test) test_split ;;
   tables) tables ;; dpo_grid) dpo_grid ;; dpo_train) dpo_train ;; dpo_test) dpo_test ;;
   ip2p_train) ip2p_train ;; ip2p_val) ip2p_val ;; ip2p_fidelity) ip2p_fidelity ;; ip2p_test) ip2p_test ;;
-  ip2p_cycle3) ip2p_cycle3 ;; detector) detector ;; detector_eval) detector_eval ;; sld_test) sld_test ;;
+  ip2p_cycles) ip2p_cycles ;; detector) detector ;; detector_eval) detector_eval ;; sld_test) sld_test ;;
   all) llava; pairs; train; val; test_split; tables; llava_base; dpo_grid; dpo_train; dpo_test; ip2p_train; ip2p_val
        ip2p_fidelity; ip2p_test; detector; detector_eval; sld_test ;;
-  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|ip2p_cycle3|detector|detector_eval|sld_test|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [llava|llava_base|pairs|train|val|test|tables|dpo_grid|dpo_train|dpo_test|ip2p_train|ip2p_val|ip2p_fidelity|ip2p_test|ip2p_cycles|detector|detector_eval|sld_test|all]" >&2; exit 2 ;;
 esac
