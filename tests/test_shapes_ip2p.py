@@ -131,7 +131,7 @@ def test_a_run_continues_another_under_a_new_schedule(tmp_path, drawings) -> Non
     assert branch.step == 2 and all(torch.equal(value, weights(branch)[key]) for key, value in weights(first).items())
     branch.run(3)
     assert branch.step == 3 and IP2PTrainer(config, tmp_path / "branch").step == 3  # its own checkpoint wins
-    with pytest.raises(UserError, match="base, seed and batch"):
+    with pytest.raises(UserError, match=r"must be this one.s; pass the same \(--batch 3 there, 4 here\)"):
         IP2PTrainer(IP2PTrainConfig(base=str(SHIPPED), batch=4, init_from=str(tmp_path / "first")), tmp_path / "x")
 
 

@@ -99,8 +99,11 @@ class IP2PTrainer(ResumableTrainer):
         if not path.is_file():
             raise UserError(f"--init-from {path.parent}: no {CHECKPOINT} there (a shapes ip2p --workdir is needed).")
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if any(state["config"].get(key) != getattr(self.config, key) for key in ("base", "seed", "batch")):
-            raise UserError(f"--init-from {path.parent}: that run's base, seed and batch differ from this one's.")
+        differ = [f"--{key} {state['config'].get(key)} there, {getattr(self.config, key)} here"
+                  for key in ("base", "seed", "batch") if state["config"].get(key) != getattr(self.config, key)]
+        if differ:
+            raise UserError(f"--init-from {path.parent}: that run's base, seed and batch must be this one's; pass "
+                            f"the same ({'; '.join(differ)}).")
         self.restore(state)
 
     def batch_at(self, step: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
