@@ -156,7 +156,8 @@ ip2p_train() {  # the editor shapes-ip2p from the shipped model, on the llava-da
   ip2p_cycles  # more cycles; the val rule's choice is shipped (results/shapes/ip2p/editor-choice.txt)
   local chosen
   chosen=$(sed -n 's/^chosen: the \([0-9,]*\)-step editor$/\1/p' "$R/ip2p/editor-choice.txt" | tr -d ,)
-  declare -A dirs=([6000]="$W/ip2p-long/editor" [9000]="$W/ip2p-3/editor" [12000]="$W/ip2p-4/editor")
+  declare -A dirs=([6000]="$W/ip2p-long/editor" [9000]="$W/ip2p-3/editor" [12000]="$W/ip2p-4/editor"
+                   [15000]="$W/ip2p-5/editor")
   rm -rf imgbench/worlds/shapes/weights/ip2p && cp -r "${dirs[$chosen]}" imgbench/worlds/shapes/weights/ip2p
 }
 
@@ -205,7 +206,8 @@ ip2p_cycles() {  # further cycles and the val rule, committed first (results/sha
   # picks the editor ip2p_train ships
   ip2p_val_editor 6000 "$W/ip2p-long/editor"
   ip2p_cycle 3 "$W/ip2p-long" 9000
-  ip2p_cycle 4 "$W/ip2p-3" 12000
+  ip2p_cycle 4 "$W/ip2p-3" 12000  # 1,810 s alone
+  ip2p_cycle 5 "$W/ip2p-4" 15000
   python results/shapes/ip2p/choose_editor.py | tee "$R/ip2p/editor-choice.txt"
 }
 
