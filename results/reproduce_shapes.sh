@@ -145,7 +145,7 @@ dpo_test() {  # shapes-dpo and shapes-dpo + IMG (aligner and IP-Adapter unchange
 }
 
 ip2p_train() {  # the editor shapes-ip2p from the shipped model, on the llava-data drawings (seeds 1,000-7,087) and
-  # renders of train captions, in three cosine cycles (2 threads; the shipped editor's manifest holds the wall time)
+  # renders of train captions, in cosine cycles of 3,000 steps (2 threads; the shipped manifest holds the wall time)
   timed ip2p-train imgbench train shapes ip2p --workdir "$W/ip2p" --steps 3000 --anneal-steps 3000 \
     --generated "$W/llava-data.npz" --threads 2
   # a second cosine cycle from that run's checkpoint with three quarters drawings: on val drawings it lifted

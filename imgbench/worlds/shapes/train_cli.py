@@ -34,8 +34,9 @@ EPILOG = """examples:
   nice -n 10 imgbench train shapes llava --workdir /work/shapes-train/llava --steps 1500 \\
     --generated /work/shapes-train/llava-data.npz --export
   nice -n 10 imgbench train shapes llava --base --workdir /work/shapes-train/llava-base --steps 1500 --export
-  # the Instruct-Pix2Pix editor shapes-ip2p on drawings (from llava-data) and renders, exported when done
-  nice -n 10 imgbench train shapes ip2p --workdir /work/shapes-train/ip2p --steps 3000 --anneal-steps 3000 \
+  # the Instruct-Pix2Pix editor shapes-ip2p on drawings (from llava-data) and renders, exported when done (the
+  # shipped one ran four more cosine cycles from there: docs/instruct-pix2pix.md)
+  nice -n 10 imgbench train shapes ip2p --workdir /work/shapes-train/ip2p --steps 3000 --anneal-steps 3000 \\
     --generated /work/shapes-train/llava-data.npz --threads 2 --export
   # shapes-detector (SLD's detector) on the same drawings and train-caption renders; then P/R vs the checker
   nice -n 10 imgbench train shapes detector --workdir /work/shapes-train/detector --steps 1500 --anneal-steps 1500 \
