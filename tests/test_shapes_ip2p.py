@@ -20,7 +20,7 @@ from imgbench.worlds.shapes.ip2p_data import instruction_words, make_triple, thi
 from imgbench.worlds.shapes.ip2p_eval import kept_unnamed, reads_as, regeneration_caption
 from imgbench.worlds.shapes.model import SHIPPED
 from imgbench.worlds.shapes.render import render
-from imgbench.worlds.shapes.train_ip2p import IP2PTrainConfig, IP2PTrainer
+from imgbench.worlds.shapes.train_ip2p import IP2PTrainConfig, IP2PTrainer, same_base
 
 
 def triples(n: int, seed: int = 0):
@@ -133,6 +133,18 @@ def test_a_run_continues_another_under_a_new_schedule(tmp_path, drawings) -> Non
     assert branch.step == 3 and IP2PTrainer(config, tmp_path / "branch").step == 3  # its own checkpoint wins
     with pytest.raises(UserError, match=r"must be this one.s; pass the same \(--batch 3 there, 4 here\)"):
         IP2PTrainer(IP2PTrainConfig(base=str(SHIPPED), batch=4, init_from=str(tmp_path / "first")), tmp_path / "x")
+
+
+def test_a_branch_accepts_a_copy_of_its_base_and_refuses_other_weights(tmp_path) -> None:
+    import shutil
+
+    copy = tmp_path / "checkout" / "weights"
+    shutil.copytree(SHIPPED, copy, ignore=shutil.ignore_patterns("ip2p", "detector", "clip", "llava*"))
+    assert same_base(str(SHIPPED), str(copy))
+    unet = next((copy / "unet").glob("*.safetensors"))
+    data = unet.read_bytes()
+    unet.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert not same_base(str(SHIPPED), str(copy)) and not same_base(str(SHIPPED), str(tmp_path / "gone"))
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,16 @@ def sources_of(config: IP2PTrainConfig) -> tuple[np.ndarray, dict[str, Any] | No
     return pixels, data_of(config.generated)
 
 
+def same_base(theirs: str, ours: str) -> bool:
+    """Whether two --base folders are the same weights: the same path, or folders whose files have the same
+    names and bytes (a run continued from another checkout of the package)."""
+    if theirs == ours:
+        return True
+    from imgbench.worlds.shapes.model import weights_digest
+
+    return Path(theirs).is_dir() and Path(ours).is_dir() and weights_digest(Path(theirs)) == weights_digest(Path(ours))
+
+
 class IP2PTrainer(ResumableTrainer):
     def __init__(self, config: IP2PTrainConfig, workdir: str | Path) -> None:
         import torch
@@ -100,7 +110,9 @@ class IP2PTrainer(ResumableTrainer):
             raise UserError(f"--init-from {path.parent}: no {CHECKPOINT} there (a shapes ip2p --workdir is needed).")
         state = torch.load(path, map_location="cpu", weights_only=False)
         differ = [f"--{key} {state['config'].get(key)} there, {getattr(self.config, key)} here"
-                  for key in ("base", "seed", "batch") if state["config"].get(key) != getattr(self.config, key)]
+                  for key in ("seed", "batch") if state["config"].get(key) != getattr(self.config, key)]
+        if not same_base(state["config"].get("base", ""), self.config.base):
+            differ.insert(0, f"--base {state['config'].get('base')} there, {self.config.base} here")
         if differ:
             raise UserError(f"--init-from {path.parent}: that run's base, seed and batch must be this one's; pass "
                             f"the same ({'; '.join(differ)}).")
