@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgbench.methods.sld.operations import iou
-
 from imgbench.errors import UserError
 from imgbench.models.hub import ResolvedSource, WeightSource, resolve_all
+from imgbench.util.boxes import xywh_iou
 
 
 def _article(word: str) -> str:
@@ -47,7 +46,7 @@ def nms(boxes: list[list[float]], scores: list[float], threshold: float) -> list
     """Indices kept by greedy non-maximum suppression (IoU > threshold suppresses), best first."""
     order, kept = sorted(range(len(boxes)), key=lambda i: -scores[i]), []
     for i in order:
-        if all(iou(boxes[i], boxes[j]) <= threshold for j in kept):
+        if all(xywh_iou(boxes[i], boxes[j]) <= threshold for j in kept):
             kept.append(i)
     return kept
 
@@ -114,7 +113,7 @@ class OwlDetector:
             noun = phrase.split()[-1]
             for rank, i in enumerate(nms([b for b, _ in boxes], [s for _, s in boxes], threshold)):
                 box, score = boxes[i]
-                if not attribute and any(k["noun"] == noun and iou(k["box"], box) > threshold for k in kept):
+                if not attribute and any(k["noun"] == noun and xywh_iou(k["box"], box) > threshold for k in kept):
                     continue
                 kept.append({"name": f"{phrase} #{rank + 1}", "phrase": phrase, "noun": noun,
                              "box": [round(v, 4) for v in box], "score": round(float(score), 4)})

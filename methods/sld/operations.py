@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from imgbench.util.boxes import xywh_iou
+
 IOU_THRESHOLD = 0.9
 KINDS = ("delete", "reposition", "attribute", "add")
 
@@ -42,15 +44,6 @@ def noun(name: str) -> str:
     return words[-1] if words else ""
 
 
-def iou(a: tuple[float, ...] | list[float], b: tuple[float, ...] | list[float]) -> float:
-    """IoU of two [x, y, w, h] boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def diff(detected: list[dict[str, Any]], corrected: list[dict[str, Any]],
          iou_threshold: float = IOU_THRESHOLD) -> list[Operation]:
     """The operations that turn `detected` into `corrected` (each a list of {name, box}); [] means nothing to do."""
@@ -65,7 +58,7 @@ def diff(detected: list[dict[str, Any]], corrected: list[dict[str, Any]],
         if name in old:
             continue
         match = next((o for o, obox in old.items() if o not in new and o not in claimed and noun(o) == noun(name)
-                      and iou(obox, box) > iou_threshold), None)
+                      and xywh_iou(obox, box) > iou_threshold), None)
         if match is not None:
             claimed.add(match)
             ops.append(Operation("attribute", match, old[match], box, new_name=name))

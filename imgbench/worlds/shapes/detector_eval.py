@@ -22,6 +22,7 @@ from PIL import Image
 from imgbench.api.records import GenerationRequest
 from imgbench.errors import UserError
 from imgbench.provenance import leaks, read_part
+from imgbench.util.boxes import xywh_iou
 from imgbench.worlds.shapes.detector import Found, oracle
 from imgbench.worlds.shapes.grammar import COLORS
 from imgbench.worlds.shapes.render import CANVAS
@@ -32,14 +33,6 @@ logger = logging.getLogger(__name__)
 BATCH = 64
 RUN_SPLITS = {"shapes": "test", "shapes-val": "val"}
 MATCH_IOU = 0.5
-
-
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """IoU of two [x, y, w, h] boxes."""
-    width = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = width * height
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -53,12 +46,12 @@ def match(found: list[Found], truth: list[Found]) -> list[tuple[int, int, float]
     for i in sorted(range(len(found)), key=lambda k: -found[k].score):
         best, best_overlap = None, MATCH_IOU
         for j in sorted(free):
-            overlap = max(mask_iou(found[i].mask, truth[j].mask), box_iou(found[i].box, truth[j].box))
+            overlap = max(mask_iou(found[i].mask, truth[j].mask), xywh_iou(found[i].box, truth[j].box))
             if overlap >= best_overlap:
                 best, best_overlap = j, overlap
         if best is not None:
             free.discard(best)
-            pairs.append((i, best, box_iou(found[i].box, truth[best].box)))
+            pairs.append((i, best, xywh_iou(found[i].box, truth[best].box)))
     return pairs
 
 

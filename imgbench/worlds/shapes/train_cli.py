@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbench.errors import UserError
+from imgbench.util.io import atomic_write_text
 from imgbench.worlds.shapes.seeds import LLAVA_DATA_FIRST_SEED, TEST_SEEDS, VAL_SEEDS
 
 logger = logging.getLogger(__name__)
@@ -392,7 +393,7 @@ def _eval_detector(args: argparse.Namespace) -> int:
     report["seconds"] = round(time.monotonic() - tick, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     logger.info("detector vs checker: %s", json.dumps(report["overall"]))
     return 0
 
